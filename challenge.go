@@ -1,0 +1,751 @@
+package stepup
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// The grammar this file implements, from RFC 9110 §11 and §5.6:
+//
+//	WWW-Authenticate = #challenge                                   ; §11.6.1
+//	challenge   = auth-scheme [ 1*SP ( token68 / #auth-param ) ]    ; §11.3
+//	auth-scheme = token                                             ; §11.1
+//	auth-param  = token BWS "=" BWS ( token / quoted-string )       ; §11.2
+//	token68     = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+//	token       = 1*tchar                                           ; §5.6.2
+//	tchar       = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+//	              "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+//	quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE         ; §5.6.4
+//	qdtext      = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+//	quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+//	OWS         = *( SP / HTAB ) ; BWS = OWS                        ; §5.6.3
+//	#element    = [ element ] *( OWS "," OWS [ element ] )          ; §5.6.1.2
+//
+// Several field lines are one list joined by "," (RFC 9110 §5.3), so an
+// auth-param at the start of a line continues the challenge the previous line
+// ended with. A quoted-string never spans lines, and the recovery after a
+// syntax error stops at the end of its line.
+
+// Limits on a WWW-Authenticate header. Real servers send a few hundred bytes
+// and one or two challenges; these bounds are far above that and keep the work
+// done on a hostile header small and linear in its size.
+const (
+	// MaxChallengeHeaderBytes caps the total length of all field lines.
+	MaxChallengeHeaderBytes = 16 << 10
+	// MaxChallenges caps the challenges in one header.
+	MaxChallenges = 32
+	// MaxChallengeParams caps the auth-params of one challenge.
+	MaxChallengeParams = 32
+	// MaxEmptyListElements caps the empty list elements (",," or empty
+	// field lines) that RFC 9110 §5.6.1.2 asks recipients to skip.
+	MaxEmptyListElements = 64
+)
+
+var (
+	// ErrMalformedChallenge is matched by the [SyntaxError] of a challenge
+	// that does not follow RFC 9110 §11. Such a challenge is never acted on.
+	ErrMalformedChallenge = errors.New("stepup: malformed challenge")
+	// ErrChallengeLimit is matched by the [LimitError] returned when a header
+	// exceeds one of the Max* limits of this package.
+	ErrChallengeLimit = errors.New("stepup: challenge header over limit")
+)
+
+// SyntaxError describes why a challenge is malformed. It matches
+// [ErrMalformedChallenge] with [errors.Is].
+type SyntaxError struct {
+	Line   int    // index of the field line, from 0
+	Offset int    // byte offset in that line where parsing failed
+	Reason string // what was wrong, e.g. "duplicate parameter"
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("stepup: malformed challenge: %s (line %d, offset %d)", e.Reason, e.Line, e.Offset)
+}
+
+// Is reports whether target is [ErrMalformedChallenge].
+func (e *SyntaxError) Is(target error) bool { return target == ErrMalformedChallenge }
+
+// LimitError reports the limit a header exceeded. It matches
+// [ErrChallengeLimit] with [errors.Is].
+type LimitError struct {
+	Limit string // the name of the constant, e.g. "MaxChallenges"
+	Max   int    // its value
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("stepup: challenge header over limit %s (%d)", e.Limit, e.Max)
+}
+
+// Is reports whether target is [ErrChallengeLimit].
+func (e *LimitError) Is(target error) bool { return target == ErrChallengeLimit }
+
+// Param is one auth-param of a [Challenge].
+type Param struct {
+	Name  string // as received; compare with [strings.EqualFold]
+	Value string // token or quoted-string content, quoted-pairs resolved
+}
+
+// Challenge is one challenge of a WWW-Authenticate (or Proxy-Authenticate)
+// header. Its strings share memory with the header where no quoted-pair had
+// to be resolved.
+type Challenge struct {
+	// Scheme is the auth-scheme as received. Schemes are case-insensitive
+	// (RFC 9110 §11.1): use [Challenge.IsScheme] to compare.
+	Scheme string
+	// Token68 is set when the challenge carries a token68 instead of
+	// auth-params.
+	Token68 string
+	// Params are the auth-params in the order received.
+	Params []Param
+	// Err is nil for a well-formed challenge and a [*SyntaxError] otherwise.
+	// Scheme and Params then hold what was read before and after the error.
+	Err error
+}
+
+// IsScheme reports whether the challenge's scheme is scheme, ignoring case.
+func (c *Challenge) IsScheme(scheme string) bool { return strings.EqualFold(c.Scheme, scheme) }
+
+// Param returns the value of the auth-param named name, ignoring the case of
+// the name, and whether it is present.
+func (c *Challenge) Param(name string) (value string, ok bool) {
+	for i := range c.Params {
+		if strings.EqualFold(c.Params[i].Name, name) {
+			return c.Params[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// String returns the challenge serialised per RFC 9110: values that are
+// tokens stay bare, others are quoted. For a well-formed challenge, parsing
+// the result gives the same challenge back.
+func (c *Challenge) String() string {
+	var b strings.Builder
+	b.WriteString(c.Scheme)
+	if c.Token68 != "" {
+		b.WriteByte(' ')
+		b.WriteString(c.Token68)
+		return b.String()
+	}
+	for i, p := range c.Params {
+		if i == 0 {
+			b.WriteByte(' ')
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Name)
+		b.WriteByte('=')
+		writeParamValue(&b, p.Value)
+	}
+	return b.String()
+}
+
+func writeParamValue(b *strings.Builder, v string) {
+	if isToken(v) {
+		b.WriteString(v)
+		return
+	}
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+}
+
+// ParseChallenges parses every WWW-Authenticate field line of h (never only
+// the first, RFC 9110 §11.6.1).
+func ParseChallenges(h http.Header) ([]Challenge, error) {
+	return ParseChallengeValues(h.Values("WWW-Authenticate")...)
+}
+
+// ParseChallengeValues parses the field lines of a WWW-Authenticate or
+// Proxy-Authenticate header, in order.
+//
+// A malformed challenge is returned with its Err set and parsing resumes at
+// the next list element, so it never hides a well-formed challenge elsewhere
+// in the header. The error is non-nil only when the header exceeds a limit
+// (a [*LimitError]); the challenges read up to that point are returned with
+// it, and a caller should act on none of them.
+func ParseChallengeValues(values ...string) ([]Challenge, error) {
+	total := 0
+	for _, v := range values {
+		total += len(v)
+	}
+	if total > MaxChallengeHeaderBytes {
+		return nil, &LimitError{Limit: "MaxChallengeHeaderBytes", Max: MaxChallengeHeaderBytes}
+	}
+	p := parser{cur: -1}
+	for i, v := range values {
+		if err := p.parseLine(i, v); err != nil {
+			return p.finish(), err
+		}
+	}
+	return p.finish(), nil
+}
+
+// arena holds room for a typical header in one allocation; appends past it
+// move to the heap as usual.
+type arena struct {
+	challenges [2]Challenge
+	params     [6]Param
+}
+
+// parser holds the state that carries across field lines. All params of a
+// header share one backing array, so a typical header costs one allocation.
+type parser struct {
+	challenges []Challenge
+	params     []Param
+	cur        int // index of the open challenge, -1 when none
+	first      int // index in params of the open challenge's first param
+	empty      int // empty list elements seen
+	started    bool
+}
+
+func (p *parser) finish() []Challenge {
+	p.close()
+	return p.challenges
+}
+
+// close seals the open challenge's params.
+func (p *parser) close() {
+	if p.cur >= 0 {
+		c := &p.challenges[p.cur]
+		if c.Token68 == "" && len(p.params) > p.first {
+			c.Params = p.params[p.first:len(p.params):len(p.params)]
+		}
+	}
+}
+
+func (p *parser) open(scheme string) error {
+	if !p.started {
+		p.started = true
+		a := new(arena)
+		p.challenges = a.challenges[:0]
+		p.params = a.params[:0]
+	} else {
+		p.close()
+	}
+	if len(p.challenges) == MaxChallenges {
+		p.cur = -1
+		return &LimitError{Limit: "MaxChallenges", Max: MaxChallenges}
+	}
+	p.challenges = append(p.challenges, Challenge{Scheme: scheme})
+	p.cur = len(p.challenges) - 1
+	p.first = len(p.params)
+	return nil
+}
+
+// fail marks the open challenge malformed, or records a scheme-less malformed
+// challenge when an element stands before any scheme.
+func (p *parser) fail(line, off int, reason string) error {
+	if p.cur < 0 {
+		if err := p.open(""); err != nil {
+			return err
+		}
+	}
+	c := &p.challenges[p.cur]
+	if c.Err == nil {
+		c.Err = &SyntaxError{Line: line, Offset: off, Reason: reason}
+	}
+	return nil
+}
+
+func (p *parser) addParam(line, off int, name, value string) error {
+	c := &p.challenges[p.cur]
+	if c.Token68 != "" {
+		return p.fail(line, off, "auth-param after token68")
+	}
+	for _, q := range p.params[p.first:] {
+		// Tokens are ASCII, so names that differ in length never fold equal.
+		if len(q.Name) == len(name) && q.Name[0]|0x20 == name[0]|0x20 && strings.EqualFold(q.Name, name) {
+			return p.fail(line, off, "duplicate parameter "+q.Name)
+		}
+	}
+	if len(p.params)-p.first == MaxChallengeParams {
+		return &LimitError{Limit: "MaxChallengeParams", Max: MaxChallengeParams}
+	}
+	p.params = append(p.params, Param{Name: name, Value: value})
+	return nil
+}
+
+func (p *parser) countEmpty() error {
+	p.empty++
+	if p.empty > MaxEmptyListElements {
+		return &LimitError{Limit: "MaxEmptyListElements", Max: MaxEmptyListElements}
+	}
+	return nil
+}
+
+// parseLine parses one field line as a list of elements, each either a new
+// challenge or an auth-param of the open one.
+func (p *parser) parseLine(line int, s string) error {
+	i := skipOWS(s, 0)
+	if i == len(s) {
+		return p.countEmpty()
+	}
+	sawElement := false
+	for i < len(s) {
+		if s[i] == ',' {
+			if !sawElement {
+				if err := p.countEmpty(); err != nil {
+					return err
+				}
+			}
+			sawElement = false
+			i = skipOWS(s, i+1)
+			continue
+		}
+		if sawElement {
+			// An element ended without a comma after it.
+			if err := p.fail(line, i, "expected ',' after element"); err != nil {
+				return err
+			}
+			i = skipToComma(s, i)
+			continue
+		}
+		sawElement = true
+		next, err := p.element(line, s, i)
+		if err != nil {
+			return err
+		}
+		i = skipOWS(s, next)
+	}
+	if !sawElement {
+		return p.countEmpty()
+	}
+	return nil
+}
+
+// element parses the list element at s[i] and returns where it ends. On a
+// syntax error it marks the challenge and returns the next comma's position.
+func (p *parser) element(line int, s string, i int) (int, error) {
+	start := i
+	j := scanToken(s, i)
+	if j == i {
+		if err := p.fail(line, i, "expected a token"); err != nil {
+			return 0, err
+		}
+		return skipToComma(s, i), nil
+	}
+	name := s[i:j]
+	k := skipOWS(s, j)
+	if k < len(s) && s[k] == '=' {
+		if p.cur < 0 {
+			if err := p.fail(line, start, "auth-param before any auth-scheme"); err != nil {
+				return 0, err
+			}
+			return skipToComma(s, k), nil
+		}
+		return p.param(line, s, name, start, k+1)
+	}
+	// A new challenge: auth-scheme [ 1*SP ( token68 / #auth-param ) ].
+	if err := p.open(name); err != nil {
+		return 0, err
+	}
+	if k == len(s) || s[k] == ',' {
+		return k, nil
+	}
+	if s[j] != ' ' {
+		if err := p.fail(line, j, "expected SP after auth-scheme"); err != nil {
+			return 0, err
+		}
+		return skipToComma(s, j), nil
+	}
+	if end, ok := scanToken68(s, k); ok {
+		p.challenges[p.cur].Token68 = s[k:end]
+		return end, nil
+	}
+	j = scanToken(s, k)
+	if j == k {
+		if err := p.fail(line, k, "expected token68 or auth-param"); err != nil {
+			return 0, err
+		}
+		return skipToComma(s, k), nil
+	}
+	eq := skipOWS(s, j)
+	if eq == len(s) || s[eq] != '=' {
+		if err := p.fail(line, eq, "expected '=' after parameter name"); err != nil {
+			return 0, err
+		}
+		return skipToComma(s, eq), nil
+	}
+	return p.param(line, s, s[k:j], k, eq+1)
+}
+
+// param parses the value of an auth-param whose "=" ends just before s[i].
+func (p *parser) param(line int, s, name string, start, i int) (int, error) {
+	i = skipOWS(s, i)
+	if i == len(s) {
+		return i, p.fail(line, i, "missing parameter value")
+	}
+	var value string
+	var end int
+	if s[i] == '"' {
+		v, e, reason := scanQuoted(s, i)
+		if reason != "" {
+			if err := p.fail(line, e, reason); err != nil {
+				return 0, err
+			}
+			// Resume just after the opening quote: the quote may be a
+			// stray, and a later comma may start a sound challenge.
+			return skipToComma(s, i+1), nil
+		}
+		value, end = v, e
+	} else {
+		end = scanToken(s, i)
+		if end == i {
+			if err := p.fail(line, i, "expected token or quoted-string value"); err != nil {
+				return 0, err
+			}
+			return skipToComma(s, i), nil
+		}
+		value = s[i:end]
+	}
+	if err := p.addParam(line, start, name, value); err != nil {
+		return 0, err
+	}
+	return end, nil
+}
+
+// skipOWS returns the index of the first byte at or after i that is not SP or
+// HTAB.
+func skipOWS(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipToComma returns the index of the next comma at or after i that is not
+// inside a quoted-string, or len(s). A quote with no closing quote on the line
+// is taken as a plain byte; after the first such quote every later one is too,
+// which keeps the scan linear.
+func skipToComma(s string, i int) int {
+	raw := false
+	for i < len(s) {
+		switch s[i] {
+		case ',':
+			return i
+		case '"':
+			if !raw {
+				if _, end, reason := scanQuoted(s, i); reason == "" {
+					i = end
+					continue
+				}
+				raw = true
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// scanToken returns the end of the token starting at s[i] (i when none).
+func scanToken(s string, i int) int {
+	for i < len(s) && isTchar(s[i]) {
+		i++
+	}
+	return i
+}
+
+// scanToken68 reports whether s[i:] starts with a token68 that is followed by
+// OWS and then a comma or the end of the line, and where the token68 ends.
+func scanToken68(s string, i int) (int, bool) {
+	j := i
+	for j < len(s) && isToken68Char(s[j]) {
+		j++
+	}
+	if j == i {
+		return i, false
+	}
+	for j < len(s) && s[j] == '=' {
+		j++
+	}
+	k := skipOWS(s, j)
+	return j, k == len(s) || s[k] == ','
+}
+
+// scanQuoted parses the quoted-string starting at s[i] == '"'. It returns the
+// unescaped value, the index after the closing quote, and a non-empty reason
+// (with the offending offset in place of the end) when the string is invalid.
+// The value shares s's memory unless a quoted-pair had to be resolved.
+func scanQuoted(s string, i int) (value string, end int, reason string) {
+	// Fast path: no quoted-pair before the closing quote, so the value is a
+	// plain substring once its bytes are checked.
+	if n := strings.IndexByte(s[i+1:], '"'); n >= 0 {
+		v := s[i+1 : i+1+n]
+		if strings.IndexByte(v, '\\') < 0 {
+			if j := indexCTL(v); j >= 0 {
+				return "", i + 1 + j, "control character in quoted-string"
+			}
+			return v, i + 2 + n, ""
+		}
+	}
+	j := i + 1
+	for j < len(s) {
+		c := s[j]
+		switch {
+		case c == '"':
+			return unescape(s[i+1 : j]), j + 1, ""
+		case c == '\\':
+			if j+1 == len(s) {
+				return "", i, "unterminated quoted-string"
+			}
+			if isCTL(s[j+1]) {
+				return "", j + 1, "control character in quoted-pair"
+			}
+			j += 2
+		case isCTL(c):
+			return "", j, "control character in quoted-string"
+		default:
+			j++
+		}
+	}
+	return "", i, "unterminated quoted-string"
+}
+
+// indexCTL returns the index of the first byte of s that isCTL, or -1. It
+// tests eight bytes at a time: quoted values are most of a header's bytes.
+func indexCTL(s string) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	j := 0
+	for ; j+8 <= len(s); j += 8 {
+		x := uint64(s[j]) | uint64(s[j+1])<<8 | uint64(s[j+2])<<16 | uint64(s[j+3])<<24 |
+			uint64(s[j+4])<<32 | uint64(s[j+5])<<40 | uint64(s[j+6])<<48 | uint64(s[j+7])<<56
+		below := (x - ones*' ') &^ x & highs // some byte < 0x20 (HTAB among them)
+		y := x ^ ones*0x7f
+		del := (y - ones) &^ y & highs // some byte == 0x7f
+		if below|del != 0 {
+			break
+		}
+	}
+	for ; j < len(s); j++ {
+		if isCTL(s[j]) {
+			return j
+		}
+	}
+	return -1
+}
+
+func unescape(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Byte classes as bit sets over the 128 ASCII codes, kept in constants so the
+// package holds no tables that could be written to.
+const (
+	// tchar: ! # $ % & ' * + - . ^ _ ` | ~ DIGIT ALPHA
+	tcharLo = 1<<'!' | 1<<'#' | 1<<'$' | 1<<'%' | 1<<'&' | 1<<'\'' | 1<<'*' | 1<<'+' |
+		1<<'-' | 1<<'.' | 0x3FF<<'0'
+	tcharHi = 0x3FFFFFF<<('A'-64) | 1<<('^'-64) | 1<<('_'-64) | 1<<('`'-64) |
+		0x3FFFFFF<<('a'-64) | 1<<('|'-64) | 1<<('~'-64)
+	// token68 characters other than the trailing '=' padding.
+	token68Lo = 1<<'-' | 1<<'.' | 1<<'+' | 1<<'/' | 0x3FF<<'0'
+	token68Hi = 0x3FFFFFF<<('A'-64) | 1<<('_'-64) | 0x3FFFFFF<<('a'-64) | 1<<('~'-64)
+)
+
+func inSet(c byte, lo, hi uint64) bool {
+	if c < 64 {
+		return lo&(1<<c) != 0
+	}
+	if c < 128 {
+		return hi&(1<<(c-64)) != 0
+	}
+	return false
+}
+
+func isTchar(c byte) bool       { return inSet(c, tcharLo, tcharHi) }
+func isToken68Char(c byte) bool { return inSet(c, token68Lo, token68Hi) }
+
+// isCTL reports the bytes that neither qdtext nor quoted-pair admit: both
+// take HTAB, SP, VCHAR and obs-text, and qdtext leaves '"' and '\\' to the
+// quoted-string syntax itself.
+func isCTL(c byte) bool { return (c < ' ' && c != '\t') || c == 0x7f }
+
+func isToken(s string) bool {
+	return s != "" && scanToken(s, 0) == len(s)
+}
+
+// OAuth auth-schemes.
+const (
+	SchemeBearer = "Bearer" // RFC 6750
+	SchemeDPoP   = "DPoP"   // RFC 9449
+)
+
+// OAuth error codes a protected resource puts in a challenge's error
+// parameter, and how the [Transport] answers each.
+const (
+	ErrorInvalidRequest                 = "invalid_request"                  // RFC 6750 §3.1: returned as is
+	ErrorInvalidToken                   = "invalid_token"                    // RFC 6750 §3.1: refresh, else re-authorize
+	ErrorInsufficientScope              = "insufficient_scope"               // RFC 6750 §3.1: escalate, never refresh
+	ErrorInsufficientUserAuthentication = "insufficient_user_authentication" // RFC 9470 §3: escalate with acr_values / max_age
+	ErrorInsufficientClaims             = "insufficient_claims"              // claims challenge (CAE): escalate with claims
+	ErrorUseDPoPNonce                   = "use_dpop_nonce"                   // RFC 9449 §9: replay with a fresh nonce
+)
+
+// NoMaxAge is [OAuthChallenge.MaxAge] when the challenge carries no valid
+// max_age.
+const NoMaxAge = -1
+
+// OAuthChallenge is the typed view of a Bearer (RFC 6750 §3) or DPoP
+// (RFC 9449 §7.1) challenge, with the parameters of RFC 9470 (step-up),
+// RFC 9728 (resource metadata) and claims challenges.
+type OAuthChallenge struct {
+	Scheme           string // SchemeBearer or SchemeDPoP, whatever case was received
+	Error            string // error code, e.g. ErrorInsufficientScope; "" when absent
+	ErrorDescription string // for developers, never for acting on
+	ErrorURI         string
+	Realm            string
+	// Scope is the scope the resource says the request needs (RFC 6750
+	// §3): a set whose order carries no meaning. Nil when absent or empty.
+	Scope Scopes
+	// ResourceMetadata is the resource_metadata URL (RFC 9728 §5.1) as
+	// received; the Transport validates it before handing it on.
+	ResourceMetadata string
+	// ACRValues are the acr_values of RFC 9470 §3, most preferred first.
+	ACRValues []string
+	// MaxAge is the max_age of RFC 9470 §3 in seconds, or NoMaxAge when it
+	// is absent or not a non-negative integer.
+	MaxAge int
+	// Claims is the decoded JSON of a claims challenge's base64 claims
+	// parameter.
+	Claims json.RawMessage
+	// Algs are the JWS algorithms a DPoP challenge accepts (RFC 9449 §7.1).
+	Algs []string
+}
+
+// ParamError reports an auth-param whose value breaks its specification, so
+// that the challenge must not be acted on. It matches
+// [ErrMalformedChallenge] with [errors.Is].
+type ParamError struct {
+	Param  string
+	Reason string
+}
+
+func (e *ParamError) Error() string {
+	return fmt.Sprintf("stepup: invalid %s parameter: %s", e.Param, e.Reason)
+}
+
+// Is reports whether target is [ErrMalformedChallenge].
+func (e *ParamError) Is(target error) bool { return target == ErrMalformedChallenge }
+
+// ErrNotOAuth is returned by [Challenge.OAuth] for schemes other than
+// Bearer and DPoP.
+var ErrNotOAuth = errors.New("stepup: not an OAuth challenge")
+
+// OAuth returns the typed view of a Bearer or DPoP challenge. It fails with
+// the challenge's own syntax error, with [ErrNotOAuth], or with a
+// [*ParamError] when scope, error or claims break their character sets
+// (RFC 6750 §3, R-6750-6): such a challenge must not be acted on. An invalid
+// max_age is dropped rather than failing (RFC 9470 §3). Unknown parameters
+// are ignored (RFC 9110 §16.4.2).
+func (c *Challenge) OAuth() (OAuthChallenge, error) {
+	if c.Err != nil {
+		return OAuthChallenge{}, c.Err
+	}
+	if !c.IsScheme(SchemeBearer) && !c.IsScheme(SchemeDPoP) {
+		return OAuthChallenge{}, ErrNotOAuth
+	}
+	o := OAuthChallenge{Scheme: c.Scheme, MaxAge: NoMaxAge}
+	for _, p := range c.Params {
+		if err := o.set(p); err != nil {
+			return OAuthChallenge{}, err
+		}
+	}
+	return o, nil
+}
+
+func (o *OAuthChallenge) set(p Param) error {
+	var err error
+	switch strings.ToLower(p.Name) {
+	case "error":
+		if !isErrorCode(p.Value) {
+			return &ParamError{Param: "error", Reason: "character outside RFC 6750 §3 set"}
+		}
+		o.Error = p.Value
+	case "error_description":
+		o.ErrorDescription = p.Value
+	case "error_uri":
+		o.ErrorURI = p.Value
+	case "realm":
+		o.Realm = p.Value
+	case "scope":
+		o.Scope, err = ParseScopes(p.Value)
+	case "resource_metadata":
+		o.ResourceMetadata = p.Value
+	case "acr_values":
+		o.ACRValues = strings.Fields(p.Value)
+	case "max_age":
+		o.MaxAge = parseMaxAge(p.Value)
+	case "claims":
+		o.Claims, err = decodeClaims(p.Value)
+	case "algs":
+		o.Algs = strings.Fields(p.Value)
+	}
+	return err
+}
+
+// isErrorCode: 1*( %x20-21 / %x23-5B / %x5D-7E ) (RFC 6750 §3).
+func isErrorCode(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseMaxAge returns the non-negative integer s, or NoMaxAge.
+func parseMaxAge(s string) int {
+	const maxSeconds = 1<<31 - 1
+	if s == "" {
+		return NoMaxAge
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return NoMaxAge
+		}
+		n = n*10 + int(s[i]-'0')
+		if n > maxSeconds {
+			return NoMaxAge
+		}
+	}
+	return n
+}
+
+// decodeClaims decodes a claims challenge's base64 parameter (padded, as
+// Entra sends it, or unpadded, standard or URL alphabet) and checks that it
+// holds JSON.
+func decodeClaims(s string) (json.RawMessage, error) {
+	for _, enc := range [...]*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if !json.Valid(b) {
+			return nil, &ParamError{Param: "claims", Reason: "not JSON after base64 decoding"}
+		}
+		return b, nil
+	}
+	return nil, &ParamError{Param: "claims", Reason: "not base64"}
+}
