@@ -4,11 +4,10 @@ import (
 	"net/http"
 	"strings"
 
+	ctdauth "github.com/containerd/containerd/v2/core/remotes/docker/auth"
 	distchallenge "github.com/docker/distribution/registry/client/auth/challenge"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/stepup-go/stepup"
-
-	ctdauth "github.com/containerd/containerd/v2/core/remotes/docker/auth"
 )
 
 // library parses a header with one library and reduces the result to

@@ -4,11 +4,10 @@ import (
 	"net/http"
 	"testing"
 
+	ctdauth "github.com/containerd/containerd/v2/core/remotes/docker/auth"
 	distchallenge "github.com/docker/distribution/registry/client/auth/challenge"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/stepup-go/stepup"
-
-	ctdauth "github.com/containerd/containerd/v2/core/remotes/docker/auth"
 )
 
 // Package-level sinks: the results escape, so the compiler cannot drop the
