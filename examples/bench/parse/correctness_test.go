@@ -165,7 +165,7 @@ func writeTable(w io.Writer, results [][]verdict) {
 		}
 	}
 
-	fmt.Fprintln(w, "\nInputs (one WWW-Authenticate field line per code span; distribution gets them on a 401 unless noted) and the verdict rule:")
+	fmt.Fprintln(w, "\nInputs (one WWW-Authenticate field line per code span; distribution gets them on a 401 unless noted) and the verdict rule (expected values written as Go string literals):")
 	fmt.Fprintln(w)
 	for _, in := range tableInputs {
 		var lines []string
