@@ -1,0 +1,447 @@
+package stepup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+var (
+	// ErrNoToken is returned by [TokenSource.Token] while the source holds
+	// no token yet: the first authorization has not happened.
+	ErrNoToken = errors.New("stepup: no token yet")
+	// ErrNoRefreshToken is returned by [TokenSource.Refresh] when the
+	// current token carries no refresh token, or the source has no way to
+	// refresh (see [WithOAuth2Config] and [WithRefreshFunc]).
+	ErrNoRefreshToken = errors.New("stepup: no refresh token")
+)
+
+// RefreshFunc redeems the refresh token of t at the authorization server
+// (RFC 6749 §6) and returns the new token. It must not widen the scope: a
+// refresh can never grant a scope the resource owner has not granted, so
+// stepup never asks one to.
+//
+// A [TokenSource] calls it with the current token, one call at a time per
+// token, and keeps t's refresh token when the returned token omits one. The
+// returned token is not modified afterwards.
+type RefreshFunc func(ctx context.Context, t *oauth2.Token) (*oauth2.Token, error)
+
+// TokenSourceOption configures a [TokenSource] made by [NewTokenSource].
+type TokenSourceOption func(*TokenSource)
+
+// WithOAuth2Config makes the source refresh tokens through c (the
+// refresh_token grant of [oauth2.Config.TokenSource]), adding the RFC 8707
+// resource parameter (R-8707-3). Unless [WithScopes] says otherwise, the
+// scopes requested are c.Scopes.
+func WithOAuth2Config(c *oauth2.Config) TokenSourceOption {
+	return func(s *TokenSource) {
+		s.refresh = configRefresh(c, s.resource)
+		if s.requested == nil && len(c.Scopes) > 0 {
+			s.requested = Scopes(nil).Union(c.Scopes)
+		}
+	}
+}
+
+// WithRefreshFunc makes the source refresh tokens with f.
+func WithRefreshFunc(f RefreshFunc) TokenSourceOption {
+	return func(s *TokenSource) { s.refresh = f }
+}
+
+// WithScopes records the scopes the initial token was requested with. They
+// are the base of every escalation's scope union (R-MCP-4) and, when the
+// token response carried no scope, the granted set (R-6749-2).
+func WithScopes(scopes ...string) TokenSourceOption {
+	return func(s *TokenSource) { s.requested = Scopes(nil).Union(scopes) }
+}
+
+// TokenSource holds the token for one protected resource: the current
+// token, the scopes it was requested with and the scopes granted. It is an
+// [oauth2.TokenSource], so an [oauth2.Transport] can use it too, and it is
+// safe for concurrent use.
+//
+// Tokens from a TokenSource only ever go to the origin (scheme, host and
+// port) of its resource. Every token it installs, by refresh or by
+// [TokenSource.Set], starts a new generation: a rejected request is matched
+// against the generation it carried, so concurrent requests that fail with
+// the same token share one remedy.
+//
+// Create one with [NewTokenSource].
+type TokenSource struct {
+	resource  string
+	origin    origin
+	originKey string // origin.String(), part of every challenge key
+	refresh   RefreshFunc
+
+	// mu guards the state below; it is never held across a network call.
+	mu        sync.Mutex
+	tok       *oauth2.Token
+	gen       uint64 // counts installs; 0 before the first
+	auth      string // Authorization header value for tok, built once per generation
+	requested Scopes
+	granted   Scopes
+
+	refreshes flightGroup[uint64] // keyed by the generation being refreshed
+}
+
+// NewTokenSource returns a source for the protected resource identified by
+// resource, its canonical URI (RFC 8707 §2, R-MCP-13), starting with tok,
+// which may be nil: the first request then goes out without a token and the
+// [Transport]'s [Escalator] is asked for the first authorization.
+//
+// The resource must be an absolute http or https URI without fragment; plain
+// http is accepted only for loopback hosts (R-6750-13). Without
+// [WithOAuth2Config] or [WithRefreshFunc] the source never refreshes.
+func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOption) (*TokenSource, error) {
+	u, err := url.Parse(resource)
+	if err != nil {
+		return nil, fmt.Errorf("stepup: resource %q: %w", resource, err)
+	}
+	if u.Fragment != "" || strings.HasSuffix(resource, "#") {
+		return nil, fmt.Errorf("stepup: resource %q has a fragment (RFC 8707 §2)", resource)
+	}
+	o, ok := originOf(u)
+	if !ok {
+		return nil, fmt.Errorf("stepup: resource %q is not an absolute http(s) URI", resource)
+	}
+	if o.scheme == "http" && !isLoopbackHost(o.host) {
+		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
+	}
+	s := &TokenSource{resource: resource, origin: o, originKey: o.String()}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if tok != nil {
+		s.installLocked(tok, s.requested)
+	}
+	return s, nil
+}
+
+// Resource returns the resource URI the source holds tokens for.
+func (s *TokenSource) Resource() string { return s.resource }
+
+// Token returns the current token, refreshing it first when it has expired.
+// It implements [oauth2.TokenSource]; see [TokenSource.TokenContext].
+func (s *TokenSource) Token() (*oauth2.Token, error) {
+	return s.TokenContext(context.Background())
+}
+
+// TokenContext returns the current token, refreshing it with ctx first when
+// it has expired and can be refreshed. It returns [ErrNoToken] before the
+// first token is installed. The returned token must not be modified.
+func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	tok, gen, _ := s.current()
+	if tok == nil {
+		return nil, ErrNoToken
+	}
+	if tok.Valid() {
+		return tok, nil
+	}
+	return s.refreshGen(ctx, gen)
+}
+
+// Refresh returns a token newer than rejected, the token a resource server
+// refused. When the source already holds a newer token, because another
+// goroutine refreshed or an escalation installed one, it is returned without
+// a network call. Otherwise the current refresh token is redeemed, once for
+// all goroutines asking at the same time (R-6749-6): a rotating refresh
+// token is never used twice. Refresh never widens the scope.
+//
+// A caller whose ctx ends stops waiting; the refresh itself goes on while
+// anyone still waits for it.
+func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
+	tok, gen, _ := s.current()
+	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
+		return tok, nil
+	}
+	return s.refreshGen(ctx, gen)
+}
+
+// Set installs tok, obtained by a new authorization that requested the
+// scopes requested, as the current token. The granted scopes are taken
+// from the token response's scope parameter when present and are the
+// requested ones otherwise (RFC 6749 §5.1, R-6749-2). Later refreshes use
+// tok's refresh token; a token without one is never refreshed.
+//
+// The [Transport] calls Set with what its [Escalator] returns; call it
+// yourself to install a token obtained elsewhere.
+//
+// A nil token, or one without access token, makes the source forget its
+// token: the next request goes out without one.
+func (s *TokenSource) Set(tok *oauth2.Token, requested Scopes) {
+	s.install(tok, requested)
+}
+
+// Scopes returns the scopes the current token was requested with and those
+// granted.
+func (s *TokenSource) Scopes() (requested, granted Scopes) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requested), slices.Clone(s.granted)
+}
+
+// String describes the source without its token.
+func (s *TokenSource) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("stepup.TokenSource{resource: %q, generation: %d, granted: %q}", s.resource, s.gen, s.granted.String())
+}
+
+// LogValue describes the source for log/slog without its token.
+func (s *TokenSource) LogValue() slog.Value {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slog.GroupValue(
+		slog.String("resource", s.resource),
+		slog.Uint64("generation", s.gen),
+		slog.String("granted", s.granted.String()),
+	)
+}
+
+// current returns the current token, its generation and the Authorization
+// header value for it.
+func (s *TokenSource) current() (*oauth2.Token, uint64, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok, s.gen, s.auth
+}
+
+func (s *TokenSource) grantedKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.granted.sortedKey()
+}
+
+// scopesToRequest returns requested ∪ granted ∪ challenged (R-MCP-4).
+func (s *TokenSource) scopesToRequest(challenged Scopes) Scopes {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requested.Union(s.granted, challenged)
+}
+
+// install makes tok current and returns its generation.
+func (s *TokenSource) install(tok *oauth2.Token, requested Scopes) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.installLocked(tok, requested)
+}
+
+func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes) uint64 {
+	s.gen++
+	s.requested = slices.Clone(requested)
+	if tok == nil || tok.AccessToken == "" {
+		s.tok, s.auth, s.granted = nil, "", nil
+		return s.gen
+	}
+	s.tok = tok
+	s.auth = tok.Type() + " " + tok.AccessToken
+	s.granted = grantedScopes(tok, s.requested)
+	return s.gen
+}
+
+// refreshGen makes sure the current generation is newer than rejected,
+// refreshing single-flight if it is not, and returns the current token.
+func (s *TokenSource) refreshGen(ctx context.Context, rejected uint64) (*oauth2.Token, error) {
+	err := s.refreshes.do(ctx, rejected, func() func(context.Context) error {
+		return func(ctx context.Context) error { return s.doRefresh(ctx, rejected) }
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, _ := s.current()
+	return tok, nil
+}
+
+func (s *TokenSource) doRefresh(ctx context.Context, rejected uint64) error {
+	tok, gen, _ := s.current()
+	if gen != rejected && tok != nil {
+		return nil // someone already installed a newer token
+	}
+	if tok == nil || tok.RefreshToken == "" || s.refresh == nil {
+		return ErrNoRefreshToken
+	}
+	nt, err := s.refresh(ctx, tok)
+	if err != nil {
+		return redactError(fmt.Errorf("stepup: refresh for %s: %w", s.origin, err), tok)
+	}
+	if nt == nil || nt.AccessToken == "" {
+		return fmt.Errorf("stepup: refresh for %s: the RefreshFunc returned no access token", s.origin)
+	}
+	if nt.RefreshToken == "" {
+		// No refresh token in the response: the old one stays valid
+		// (RFC 6749 §6).
+		c := *nt
+		c.RefreshToken = tok.RefreshToken
+		nt = &c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != rejected {
+		// An escalation installed a token of a newer grant meanwhile; a
+		// token refreshed from the old grant must not replace it.
+		return nil
+	}
+	granted := s.granted
+	if g, ok := scopeExtra(nt); ok {
+		granted = g
+	}
+	requested := s.requested
+	s.installLocked(nt, requested)
+	s.granted = granted
+	return nil
+}
+
+// grantedScopes returns the scope of a token response, or requested when the
+// response has none (R-6749-2).
+func grantedScopes(tok *oauth2.Token, requested Scopes) Scopes {
+	if g, ok := scopeExtra(tok); ok {
+		return g
+	}
+	return requested
+}
+
+func scopeExtra(tok *oauth2.Token) (Scopes, bool) {
+	var raw string
+	switch v := tok.Extra("scope").(type) {
+	case string:
+		raw = v
+	case int64: // a form-encoded response with a numeric scope
+		raw = strconv.FormatInt(v, 10)
+	default:
+		return nil, false
+	}
+	g, err := ParseScopes(raw)
+	if err != nil {
+		return nil, false
+	}
+	return g, true
+}
+
+// configRefresh refreshes through c, sending resource as the RFC 8707
+// resource parameter.
+func configRefresh(c *oauth2.Config, resource string) RefreshFunc {
+	return func(ctx context.Context, t *oauth2.Token) (*oauth2.Token, error) {
+		expired := *t
+		expired.Expiry = time.Unix(1, 0) // past, so the source refreshes at once
+		return c.TokenSource(withResourceParam(ctx, resource), &expired).Token()
+	}
+}
+
+// withResourceParam returns a context whose oauth2.HTTPClient adds the
+// resource parameter to token requests: x/oauth2 has no option for extra
+// parameters on a refresh.
+func withResourceParam(ctx context.Context, resource string) context.Context {
+	base := http.DefaultClient
+	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
+		base = hc
+	}
+	c := *base
+	c.Transport = &resourceParamTransport{base: base.Transport, resource: resource}
+	return context.WithValue(ctx, oauth2.HTTPClient, &c)
+}
+
+// maxTokenRequestBody bounds the token request body resourceParamTransport
+// reads; x/oauth2's refresh requests are a few hundred bytes.
+const maxTokenRequestBody = 64 << 10
+
+type resourceParamTransport struct {
+	base     http.RoundTripper
+	resource string
+}
+
+func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if req.Body == nil || req.Method != http.MethodPost {
+		return base.RoundTrip(req)
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, maxTokenRequestBody+1))
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("stepup: reading token request: %w", err)
+	}
+	if len(b) > maxTokenRequestBody {
+		return nil, errors.New("stepup: token request body over 64 KiB")
+	}
+	form, err := url.ParseQuery(string(b))
+	if err == nil && !form.Has("resource") {
+		if len(b) > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, "resource="+url.QueryEscape(t.resource)...)
+	}
+	r2 := req.Clone(req.Context())
+	r2.Body = io.NopCloser(strings.NewReader(string(b)))
+	r2.ContentLength = int64(len(b))
+	body := string(b)
+	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	return base.RoundTrip(r2)
+}
+
+// origin is the scheme, host and port of a URL (RFC 6454), the unit tokens
+// are bound to.
+type origin struct {
+	scheme string // lower case
+	host   string // lower case, without brackets
+	port   string // explicit or the scheme's default
+}
+
+// originOf returns u's origin, or false when u is not an absolute http(s)
+// URL with a host.
+func originOf(u *url.URL) (origin, bool) {
+	scheme := strings.ToLower(u.Scheme)
+	if (scheme != "http" && scheme != "https") || u.Hostname() == "" {
+		return origin{}, false
+	}
+	return origin{scheme: scheme, host: strings.ToLower(u.Hostname()), port: portOf(scheme, u.Port())}, true
+}
+
+func portOf(scheme, port string) string {
+	if port != "" {
+		return port
+	}
+	if strings.EqualFold(scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// matches reports whether u has origin o. It does not allocate: it runs on
+// every request.
+func (o origin) matches(u *url.URL) bool {
+	return u != nil && strings.EqualFold(u.Scheme, o.scheme) &&
+		strings.EqualFold(u.Hostname(), o.host) && portOf(o.scheme, u.Port()) == o.port
+}
+
+func (o origin) String() string {
+	host := o.host
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if o.port == portOf(o.scheme, "") {
+		return o.scheme + "://" + host
+	}
+	return o.scheme + "://" + host + ":" + o.port
+}
+
+// isLoopbackHost reports whether host names the local machine.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
