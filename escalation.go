@@ -469,6 +469,13 @@ func (g *guard) evictLocked() {
 // when no caller waits any more: a cancelled first caller hands the work
 // over to those still waiting instead of failing them.
 type flightGroup[K comparable] struct {
+	// detachedFor, when positive, lets a flight nobody waits for any more
+	// run on for up to that long instead of stopping it, and makes new
+	// callers join it meanwhile. A refresh needs this: abandoned after the
+	// server rotated the refresh token, it would lose the new one, and a
+	// second refresh started beside it would reuse the old one.
+	detachedFor time.Duration
+
 	mu      sync.Mutex
 	flights map[K]*flight
 }
@@ -496,6 +503,9 @@ func (g *flightGroup[K]) do(ctx context.Context, key K, start func() func(contex
 	if !ok {
 		fn := start()
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		if g.detachedFor > 0 {
+			fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), g.detachedFor)
+		}
 		f = &flight{done: make(chan struct{}), cancel: cancel}
 		if g.flights == nil {
 			g.flights = make(map[K]*flight)
@@ -515,7 +525,7 @@ func (g *flightGroup[K]) do(ctx context.Context, key K, start func() func(contex
 	case <-ctx.Done():
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if f.waiters--; f.waiters == 0 {
+		if f.waiters--; f.waiters == 0 && g.detachedFor <= 0 {
 			// Nobody waits: stop the work, and let the next caller
 			// start afresh rather than join a dying flight.
 			f.cancel()

@@ -64,9 +64,10 @@ type authServer struct {
 	refresh  map[string]*grant
 	used     map[string]bool // refresh tokens already redeemed
 	codes    map[string]*grant
-	forms    []url.Values // refresh requests received
-	queries  []url.Values // authorization requests received
-	gate     chan struct{}
+	forms    []url.Values    // refresh requests received
+	queries  []url.Values    // authorization requests received
+	gate     chan struct{}   // if set, refreshes wait for it
+	arrived  chan url.Values // if set, told of each refresh request
 	grantFor func(requested stepup.Scopes) stepup.Scopes
 
 	refreshHits   atomic.Int32
@@ -132,6 +133,12 @@ func (a *authServer) setGate(gate chan struct{}) {
 	a.gate = gate
 }
 
+func (a *authServer) setArrived(c chan url.Values) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.arrived = c
+}
+
 func (a *authServer) setGrantFor(f func(stepup.Scopes) stepup.Scopes) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -190,8 +197,11 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 		rt := r.PostForm.Get("refresh_token")
 		a.mu.Lock()
 		a.forms = append(a.forms, r.PostForm)
-		gate := a.gate
+		gate, arrived := a.gate, a.arrived
 		a.mu.Unlock()
+		if arrived != nil {
+			arrived <- r.PostForm
+		}
 		if gate != nil {
 			<-gate
 		}

@@ -95,6 +95,10 @@ type TokenSource struct {
 	refreshes flightGroup[uint64] // keyed by the generation being refreshed
 }
 
+// refreshTimeout bounds a refresh that every caller has stopped waiting for.
+// It runs on so that a rotated refresh token is not lost.
+const refreshTimeout = time.Minute
+
 // NewTokenSource returns a source for the protected resource identified by
 // resource, its canonical URI (RFC 8707 §2, R-MCP-13), starting with tok,
 // which may be nil: the first request then goes out without a token and the
@@ -119,6 +123,7 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
 	s := &TokenSource{resource: resource, origin: o, originKey: o.String()}
+	s.refreshes.detachedFor = refreshTimeout
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -158,8 +163,10 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 // all goroutines asking at the same time (R-6749-6): a rotating refresh
 // token is never used twice. Refresh never widens the scope.
 //
-// A caller whose ctx ends stops waiting; the refresh itself goes on while
-// anyone still waits for it.
+// A caller whose ctx ends stops waiting, but the refresh goes on (for up to
+// a minute) and its token is installed: with a rotating refresh token, a
+// refresh abandoned after the server answered would lose the new refresh
+// token, and the grant with it.
 func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
 	tok, gen, _ := s.current()
 	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
