@@ -19,6 +19,19 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// recvWithin receives from c, failing the test if nothing comes within a
+// generous bound: a regression then shows as a failure, not a hang.
+func recvWithin[T any](t *testing.T, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing received within 30s")
+		panic("unreachable")
+	}
+}
+
 func TestParseScopes(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
@@ -185,14 +198,14 @@ func TestFlightGroupSharesOneCall(t *testing.T) {
 	}
 	errs := make(chan error, n)
 	go func() { errs <- g.do(context.Background(), "k", start, nil) }()
-	<-started
+	recvWithin(t, started)
 	for range n - 1 {
 		go func() { errs <- g.do(context.Background(), "k", start, joined.Done) }()
 	}
 	joined.Wait() // every other caller waits on the first one's flight
 	close(release)
 	for range n {
-		assert.EqualError(t, <-errs, "shared")
+		assert.EqualError(t, recvWithin(t, errs), "shared")
 	}
 	assert.Equal(t, int32(1), calls.Load())
 	assert.Empty(t, g.flights)
@@ -220,28 +233,28 @@ func TestFlightGroupHandOverAndCancel(t *testing.T) {
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
 	leader := make(chan error, 1)
 	go func() { leader <- g.do(leaderCtx, "k", start, nil) }()
-	workCtx := <-started
+	workCtx := recvWithin(t, started)
 
 	waiterCtx, cancelWaiter := context.WithCancel(context.Background())
 	joined := make(chan struct{})
 	waiter := make(chan error, 1)
 	go func() { waiter <- g.do(waiterCtx, "k", start, func() { close(joined) }) }()
-	<-joined
+	recvWithin(t, joined)
 
 	cancelLeader()
-	assert.ErrorIs(t, <-leader, context.Canceled)
+	assert.ErrorIs(t, recvWithin(t, leader), context.Canceled)
 	assert.NoError(t, workCtx.Err(), "a waiter remains: the work goes on")
 
 	cancelWaiter()
-	assert.ErrorIs(t, <-waiter, context.Canceled)
-	<-workCtx.Done() // nobody waits: the work is told to stop
+	assert.ErrorIs(t, recvWithin(t, waiter), context.Canceled)
+	recvWithin(t, workCtx.Done()) // nobody waits: the work is told to stop
 
 	// The next caller does not join the dying flight.
 	next := make(chan error, 1)
 	go func() { next <- g.do(context.Background(), "k", start, nil) }()
-	<-started
+	recvWithin(t, started)
 	close(release)
-	assert.NoError(t, <-next)
+	assert.NoError(t, recvWithin(t, next))
 }
 
 // A detached flight runs on when its callers leave, and new callers join
@@ -263,9 +276,9 @@ func TestFlightGroupDetached(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() { first <- g.do(ctx, 1, start, nil) }()
-	workCtx := <-started
+	workCtx := recvWithin(t, started)
 	cancel()
-	assert.ErrorIs(t, <-first, context.Canceled)
+	assert.ErrorIs(t, recvWithin(t, first), context.Canceled)
 	assert.NoError(t, workCtx.Err())
 	_, hasDeadline := workCtx.Deadline()
 	assert.True(t, hasDeadline, "a detached flight is bounded")
@@ -273,9 +286,9 @@ func TestFlightGroupDetached(t *testing.T) {
 	joined := make(chan struct{})
 	second := make(chan error, 1)
 	go func() { second <- g.do(context.Background(), 1, start, func() { close(joined) }) }()
-	<-joined
+	recvWithin(t, joined)
 	close(release)
-	assert.NoError(t, <-second)
+	assert.NoError(t, recvWithin(t, second))
 	assert.Equal(t, int32(1), calls.Load())
 }
 

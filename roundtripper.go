@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -142,6 +143,10 @@ var errNoSource = errors.New("stepup: Transport.Source is nil")
 // whenever one was obtained and no remedy failed; it returns an
 // [*EscalationError] when the Escalator failed or was declined, and the
 // context's error when req's context ended while waiting for a remedy.
+//
+// As any RoundTripper, it closes req.Body, even on errors; the caller closes
+// the body of the returned response. The bodies of challenge responses it
+// answers itself are drained (up to 64 KiB) and closed before the replay.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ts := t.Source
 	if ts == nil {
@@ -351,11 +356,13 @@ func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
 	return rt.t.base().RoundTrip(r2)
 }
 
-// hasChallenge reports whether resp may carry a challenge to answer. It is
-// the only look the Transport takes at responses that carry none.
+// hasChallenge reports whether resp may carry a challenge to answer: a 403
+// with WWW-Authenticate, or any 401 (one without the header breaks RFC 9110
+// §11.6.1 but still says that authorization is needed). It is the only look
+// the Transport takes at other responses.
 func hasChallenge(resp *http.Response) bool {
-	return (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
-		len(resp.Header["Www-Authenticate"]) > 0
+	return resp.StatusCode == http.StatusUnauthorized ||
+		resp.StatusCode == http.StatusForbidden && len(resp.Header["Www-Authenticate"]) > 0
 }
 
 // handle decides what to do about the challenge of resp, a response to a
@@ -504,8 +511,15 @@ func (rt *roundTrip) escalate(ctx context.Context, resp *http.Response, c *chall
 		return nil, false, nil
 	}
 	err := t.escalations.do(ctx, escalationKey{c.key, s.gen}, func() func(context.Context) error {
-		er := rt.escalationRequest(ctx, c, s)
-		return func(ctx context.Context) error { return t.runEscalation(ctx, c, s, er, status) }
+		// This runs under the flight group's lock: no user code here.
+		er, refused := rt.escalationRequest(ctx, c, s)
+		return func(ctx context.Context) error {
+			if refused != "" {
+				t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused",
+					append(c.attrs(er.Request), slog.String("why", refused))...)
+			}
+			return t.runEscalation(ctx, c, s, er, status)
+		}
 	}, func() {
 		t.event(ctx, slog.LevelDebug, "stepup: waiting for an escalation in progress", c.attrs(rt.req)...)
 	})
@@ -519,12 +533,10 @@ func (rt *roundTrip) escalate(ctx context.Context, resp *http.Response, c *chall
 
 // escalationRequest builds what the Escalator sees. It runs on the caller's
 // goroutine: it reads the caller's request.
-func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) *EscalationRequest {
-	t, oc := rt.t, &c.oauth
-	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, t.AllowCrossOriginMetadata)
-	if why != "" {
-		t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused", append(c.attrs(rt.req), slog.String("why", why))...)
-	}
+// It returns why the resource_metadata was refused, if it was.
+func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) (*EscalationRequest, string) {
+	oc := &c.oauth
+	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, rt.t.AllowCrossOriginMetadata)
 	r := rt.req.Clone(ctx)
 	r.Body, r.GetBody = nil, nil
 	r.Header.Del("Authorization")
@@ -540,7 +552,7 @@ func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent
 		ResourceMetadata: meta,
 		RejectedToken:    s.tok,
 		Request:          r,
-	}
+	}, why
 }
 
 // runEscalation calls the Escalator and installs its token. It runs on the
@@ -619,21 +631,9 @@ func (c *challenge) attrs(req *http.Request) []slog.Attr {
 // says why none is answered (D-7, D-8). Dispatch is on the error code; the
 // status only tells a bare 401 from a bare 403 (R-6750-11).
 func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*challenge, string) {
-	cs, err := ParseChallenges(resp.Header)
-	if err != nil {
-		return nil, err.Error()
-	}
-	scheme := SchemeBearer
-	if s.tok != nil {
-		scheme = s.tok.Type()
-	}
-	ch, why := pick(cs, scheme)
+	ch, oc, why := pickOAuth(resp, s)
 	if why != "" {
 		return nil, why
-	}
-	oc, err := ch.OAuth()
-	if err != nil {
-		return nil, "malformed challenge: " + err.Error()
 	}
 	c := &challenge{oauth: oc, code: oc.Error, status: resp.StatusCode}
 	switch oc.Error {
@@ -643,7 +643,7 @@ func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*ch
 			c.reason = ReasonAuthorizationRequired // D-1
 		case resp.StatusCode == http.StatusUnauthorized:
 			c.code, c.action = ErrorInvalidToken, actRefresh // R-6750-10
-		case len(oc.Scope) > 0 && ch.IsScheme(SchemeBearer) && !t.StrictInsufficientScope:
+		case len(oc.Scope) > 0 && ch != nil && ch.IsScheme(SchemeBearer) && !t.StrictInsufficientScope:
 			c.code, c.reason = ErrorInsufficientScope, ReasonInsufficientScope
 		default:
 			return nil, "403 challenge without error code"
@@ -676,6 +676,32 @@ func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*ch
 	return c, ""
 }
 
+// pickOAuth returns the OAuth challenge of resp to answer, matching the
+// scheme of the token s carried, or why there is none. A 401 without any
+// challenge gives a nil challenge and an empty OAuth view.
+func pickOAuth(resp *http.Response, s sent) (*Challenge, OAuthChallenge, string) {
+	if len(resp.Header["Www-Authenticate"]) == 0 {
+		return nil, OAuthChallenge{MaxAge: NoMaxAge}, ""
+	}
+	cs, err := ParseChallenges(resp.Header)
+	if err != nil {
+		return nil, OAuthChallenge{}, err.Error()
+	}
+	scheme := SchemeBearer
+	if s.tok != nil {
+		scheme = s.tok.Type()
+	}
+	ch, why := pick(cs, scheme)
+	if why != "" {
+		return nil, OAuthChallenge{}, why
+	}
+	oc, err := ch.OAuth()
+	if err != nil {
+		return nil, OAuthChallenge{}, "malformed challenge: " + err.Error()
+	}
+	return ch, oc, ""
+}
+
 // pick returns the one challenge for scheme, or the first OAuth challenge
 // when there is none for scheme. A malformed or repeated challenge for the
 // chosen scheme means the header cannot be trusted (D-8).
@@ -700,12 +726,30 @@ func pick(cs []Challenge, scheme string) (*Challenge, string) {
 		if c.Err != nil {
 			return nil, "malformed challenge: " + c.Err.Error()
 		}
+		if name := duplicateParam(c); name != "" {
+			// The parser flags these too; a remedy chosen from one of two
+			// values would be the attacker's pick (V15), so check again.
+			return nil, "malformed challenge: duplicate parameter " + name
+		}
 		if found != nil {
 			return nil, "more than one " + chosen + " challenge"
 		}
 		found = c
 	}
 	return found, ""
+}
+
+// duplicateParam returns the name of a parameter c carries twice, ignoring
+// case (RFC 9110 §11.2), or "".
+func duplicateParam(c *Challenge) string {
+	for i := range c.Params {
+		for j := i + 1; j < len(c.Params); j++ {
+			if strings.EqualFold(c.Params[i].Name, c.Params[j].Name) {
+				return c.Params[i].Name
+			}
+		}
+	}
+	return ""
 }
 
 func hasScheme(cs []Challenge, scheme string) bool {
@@ -720,7 +764,7 @@ func hasScheme(cs []Challenge, scheme string) bool {
 // dpopNonce returns the nonce of a use_dpop_nonce challenge, or why it is
 // not answered.
 func (t *Transport) dpopNonce(resp *http.Response, ch *Challenge) (string, string) {
-	if !ch.IsScheme(SchemeDPoP) {
+	if ch == nil || !ch.IsScheme(SchemeDPoP) {
 		return "", "use_dpop_nonce outside a DPoP challenge"
 	}
 	if t.DPoPNonce == nil {

@@ -36,6 +36,19 @@ const secretMark = "SECRET"
 // anything.
 const testTimeout = 30 * time.Second
 
+// recv receives from c, failing the test if nothing comes within
+// testTimeout: a regression then shows as a failure, not a hung binary.
+func recv[T any](t *testing.T, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(testTimeout):
+		t.Fatalf("nothing received within %v", testTimeout)
+		panic("unreachable")
+	}
+}
+
 // checkLeaks fails t if goroutines started during the test outlive it. It
 // runs after every cleanup registered later, so servers are closed by then.
 func checkLeaks(t *testing.T) {
@@ -806,16 +819,16 @@ func TestEscalatorBlocksCallerCancelled(t *testing.T) {
 		}
 		errc <- err
 	}()
-	<-esc.entered
+	recv(t, esc.entered)
 	cancel()
-	err := <-errc
+	err := recv(t, errc)
 
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
 	esc.mu.Lock()
 	escCtx := esc.ctxs[0]
 	esc.mu.Unlock()
-	<-escCtx.Done() // the escalation was told to stop: nobody waits for it
+	recv(t, escCtx.Done()) // the escalation was told to stop: nobody waits for it
 }
 
 // When the request that started an escalation is cancelled, a request
@@ -849,22 +862,22 @@ func TestCancelledLeaderHandsOverToWaiter(t *testing.T) {
 		}
 		leader <- err
 	}()
-	<-esc.entered
+	recv(t, esc.entered)
 	waiter := make(chan int, 1)
 	go func() {
 		status, _ := w.mustGet(c, "/write")
 		waiter <- status
 	}()
-	<-joined
+	recv(t, joined)
 	cancelLeader()
-	assert.ErrorIs(t, <-leader, context.Canceled)
+	assert.ErrorIs(t, recv(t, leader), context.Canceled)
 	esc.mu.Lock()
 	escCtx := esc.ctxs[0]
 	esc.mu.Unlock()
 	assert.NoError(t, escCtx.Err(), "the escalation must go on for the waiter")
 	close(esc.gate)
 
-	assert.Equal(t, http.StatusOK, <-waiter)
+	assert.Equal(t, http.StatusOK, recv(t, waiter))
 	assert.Equal(t, int32(1), esc.calls.Load())
 }
 
@@ -935,6 +948,7 @@ func TestChallengesNotActedOn(t *testing.T) {
 		{"use_dpop_nonce in a Bearer challenge", 401, []string{`Bearer error="use_dpop_nonce"`}, []string{"n-1"}},
 		{"Negotiate only", 401, []string{`Negotiate YIIBhwYGKwYBBQUCoII=`}, nil},
 		{"claims with valid JSON but 405", 405, []string{`Bearer error="insufficient_claims", claims="` + claims + `"`}, nil},
+		{"403 without WWW-Authenticate", 403, nil, nil}, // R-9110-17
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -959,7 +973,7 @@ func TestChallengesNotActedOn(t *testing.T) {
 			assert.Equal(t, int32(1), w.hits.Load(), "the request was replayed")
 			assert.Zero(t, esc.calls.Load())
 			assert.Zero(t, w.as.refreshHits.Load())
-			if tc.status == 401 || tc.status == 403 {
+			if (tc.status == 401 || tc.status == 403) && tc.header != nil {
 				assert.Contains(t, tap.String(), "challenge ignored")
 			}
 		})
@@ -1235,14 +1249,14 @@ func TestRefreshRotationAndOlderTokenReplay(t *testing.T) {
 		status, _ := w.mustGet(c, "/files?slow")
 		slow <- status
 	}()
-	<-slowArrived
+	recv(t, slowArrived)
 	// The fast one is rejected, refreshes and succeeds with the new token.
 	status, _ := w.mustGet(c, "/files")
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(1), w.as.refreshHits.Load())
 	// Now the slow one is rejected for the old token: a newer one exists.
 	close(releaseSlow)
-	assert.Equal(t, http.StatusOK, <-slow)
+	assert.Equal(t, http.StatusOK, recv(t, slow))
 	assert.Equal(t, int32(1), w.as.refreshHits.Load(), "the older token's 401 must not refresh")
 
 	// A second expiry refreshes with the rotated refresh token.
@@ -1346,6 +1360,37 @@ func Test401WithoutErrorCode(t *testing.T) {
 	require.Equal(t, int32(1), esc.calls.Load())
 	assert.Equal(t, stepup.ReasonAuthorizationRequired, esc.requests()[0].Reason)
 	assert.Empty(t, esc.requests()[0].Scopes, "no scope anywhere: the Escalator decides")
+}
+
+// A 401 without any WWW-Authenticate breaks RFC 9110 §11.6.1 but still
+// means authorization is needed: with no token sent the Escalator is asked
+// (R-9110-15), with a token sent it is refreshed.
+func Test401WithoutChallenge(t *testing.T) {
+	w := newWorld(t)
+	w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
+		if g, ok := w.checkQuiet(r); ok && g != nil {
+			fmt.Fprint(rw, "ok")
+			return
+		}
+		rw.WriteHeader(http.StatusUnauthorized)
+	})
+	esc := newEscalator(w)
+	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithScopes("files:read")), esc)}
+	status, _ := w.mustGet(c, "/x")
+	assert.Equal(t, http.StatusOK, status)
+	require.Equal(t, int32(1), esc.calls.Load())
+	er := esc.requests()[0]
+	assert.Equal(t, stepup.ReasonAuthorizationRequired, er.Reason)
+	assert.Equal(t, stepup.Scopes{"files:read"}, er.Scopes, "the scopes configured for the first authorization")
+	assert.Empty(t, er.ResourceMetadata)
+
+	tok := w.as.issue(true, "a")
+	w.as.revoke(tok)
+	c = &http.Client{Transport: w.transport(w.source(tok), esc)}
+	status, _ = w.mustGet(c, "/x")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, int32(1), w.as.refreshHits.Load())
+	assert.Equal(t, int32(1), esc.calls.Load())
 }
 
 func (w *world) checkQuiet(r *http.Request) (*grant, bool) {

@@ -278,7 +278,7 @@ func (s *TokenSource) doRefresh(ctx context.Context, rejected uint64) error {
 	if tok == nil || tok.RefreshToken == "" || s.refresh == nil {
 		return ErrNoRefreshToken
 	}
-	nt, err := s.refresh(ctx, tok)
+	nt, err := callRefresh(ctx, s.refresh, tok)
 	if err != nil {
 		return redactError(fmt.Errorf("stepup: refresh for %s: %w", s.origin, err), tok)
 	}
@@ -307,6 +307,17 @@ func (s *TokenSource) doRefresh(ctx context.Context, rejected uint64) error {
 	s.installLocked(nt, requested)
 	s.granted = granted
 	return nil
+}
+
+// callRefresh calls f, turning a panic into an error that redactError can
+// clean: a panic value is as likely as an error to hold the token.
+func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token) (nt *oauth2.Token, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			nt, err = nil, fmt.Errorf("the RefreshFunc panicked: %v", r)
+		}
+	}()
+	return f(ctx, tok)
 }
 
 // grantedScopes returns the scope of a token response, or requested when the

@@ -154,9 +154,9 @@ func TestTokenSourceRefreshSurvivesCancelledCaller(t *testing.T) {
 		_, err := ts.Refresh(ctx, tok)
 		first <- err
 	}()
-	form := <-arrived // the refresh is at the token endpoint, held at the gate
+	form := recv(t, arrived) // the refresh is at the token endpoint, held at the gate
 	cancel()
-	assert.ErrorIs(t, <-first, context.Canceled)
+	assert.ErrorIs(t, recv(t, first), context.Canceled)
 
 	close(gate)
 	got, err := ts.Refresh(w.ctx(), tok)
@@ -292,11 +292,12 @@ func TestTokenSourceRefreshFuncPanics(t *testing.T) {
 	checkLeaks(t)
 	tok := &oauth2.Token{AccessToken: "at-" + secretMark, RefreshToken: "rt-" + secretMark}
 	ts, err := stepup.NewTokenSource("https://api.example/mcp", tok, stepup.WithRefreshFunc(func(_ context.Context, t *oauth2.Token) (*oauth2.Token, error) {
-		panic(errors.New("boom"))
+		panic(errors.New("boom with " + t.RefreshToken))
 	}))
 	require.NoError(t, err)
 	_, err = ts.Refresh(context.Background(), tok)
-	assert.ErrorContains(t, err, "panic")
+	assert.ErrorContains(t, err, "panicked: boom with [REDACTED]")
+	assert.NotContains(t, err.Error(), secretMark)
 }
 
 // A TokenSource prints without its token.
