@@ -377,7 +377,13 @@ func (rt *roundTrip) handle(ctx context.Context, resp *http.Response, s sent) (i
 			slog.String("why", why), slog.Int("status", resp.StatusCode), slog.String("url", redactedURL(rt.req)))
 		return nil, false, nil
 	}
-	t.event(ctx, slog.LevelDebug, "stepup: challenge", c.attrs(rt.req)...)
+	if t.Logger != nil {
+		attrs := c.attrs(rt.req)
+		if !c.conformant() {
+			attrs = append(attrs, slog.Bool("nonconformant_status", true)) // R-6750-11
+		}
+		t.event(ctx, slog.LevelDebug, "stepup: challenge", attrs...)
+	}
 	if r := rt.remedied(c.key); r != nil {
 		if r.escalated {
 			t.guard.spent(c.key, rt.ts.grantedKey(), time.Now())
@@ -531,9 +537,9 @@ func (rt *roundTrip) escalate(ctx context.Context, resp *http.Response, c *chall
 	return body, true, nil
 }
 
-// escalationRequest builds what the Escalator sees. It runs on the caller's
+// escalationRequest builds what the Escalator sees, and says why the
+// resource_metadata was refused, if it was. It runs on the caller's
 // goroutine: it reads the caller's request.
-// It returns why the resource_metadata was refused, if it was.
 func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) (*EscalationRequest, string) {
 	oc := &c.oauth
 	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, rt.t.AllowCrossOriginMetadata)
@@ -615,6 +621,16 @@ type challenge struct {
 	nonce  string // for actDPoPNonce
 	key    challengeKey
 	status int
+}
+
+// conformant reports whether the status is the one RFC 6750 §3.1, RFC 9470
+// and RFC 9449 give for the error code. A mismatch is only logged: the code
+// decides (R-6750-11).
+func (c *challenge) conformant() bool {
+	if c.code == ErrorInsufficientScope {
+		return c.status == http.StatusForbidden
+	}
+	return c.status == http.StatusUnauthorized
 }
 
 func (c *challenge) attrs(req *http.Request) []slog.Attr {

@@ -43,10 +43,16 @@ type TokenSourceOption func(*TokenSource)
 
 // WithOAuth2Config makes the source refresh tokens through c (the
 // refresh_token grant of [oauth2.Config.TokenSource]), adding the RFC 8707
-// resource parameter (R-8707-3). Unless [WithScopes] says otherwise, the
-// scopes requested are c.Scopes.
+// resource parameter (R-8707-3). As with x/oauth2, the token request goes
+// through the [*http.Client] of the context under [oauth2.HTTPClient], if
+// any. Unless [WithScopes] says otherwise, the scopes requested are
+// c.Scopes. A nil c leaves the source without refresh.
 func WithOAuth2Config(c *oauth2.Config) TokenSourceOption {
 	return func(s *TokenSource) {
+		if c == nil {
+			s.refresh = nil
+			return
+		}
 		s.refresh = configRefresh(c, s.resource)
 		if s.requested == nil && len(c.Scopes) > 0 {
 			s.requested = Scopes(nil).Union(c.Scopes)
@@ -85,6 +91,8 @@ type TokenSource struct {
 	refresh   RefreshFunc
 
 	// mu guards the state below; it is never held across a network call.
+	// Token and scopes are what a store shared across processes would hold;
+	// the generation only orders the tokens this process has seen.
 	mu        sync.Mutex
 	tok       *oauth2.Token
 	gen       uint64 // counts installs; 0 before the first
