@@ -1806,3 +1806,77 @@ func BenchmarkRoundTripNoChallenge(b *testing.B) {
 		}
 	}
 }
+
+// challengeResponder answers every request with the same challenge, without
+// a network, counting the requests and their tokens.
+type challengeResponder struct {
+	status int
+	header []string
+	nonce  string
+	calls  int
+}
+
+func (c *challengeResponder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+		req.Body.Close()
+	}
+	c.calls++
+	h := http.Header{"Www-Authenticate": c.header}
+	if c.nonce != "" {
+		h.Set("DPoP-Nonce", c.nonce)
+	}
+	return &http.Response{StatusCode: c.status, Header: h, Body: io.NopCloser(strings.NewReader("server body")), Request: req}, nil
+}
+
+// Whatever challenge a server sends, the Transport neither panics nor loops:
+// a request reaches the server at most 1+MaxReplays times, and a response
+// that comes back is the server's own.
+func FuzzTransportChallenge(f *testing.F) {
+	for _, seed := range []struct {
+		status        int
+		header, nonce string
+	}{
+		{403, `Bearer error="insufficient_scope", scope="a b", resource_metadata="https://api.example/prm"`, ""},
+		{403, `Bearer scope="a"`, ""},
+		{401, `Bearer error="invalid_token"`, ""},
+		{401, `Bearer realm="x"`, ""},
+		{401, "", ""},
+		{401, `DPoP error="use_dpop_nonce", algs="ES256"`, "n-1"},
+		{401, `Bearer error="insufficient_user_authentication", acr_values="a b", max_age="0", scope="s"`, ""},
+		{401, `Bearer error="insufficient_claims", claims="eyJhIjoxfQ=="`, ""},
+		{403, `Bearer scope="a", scope="b", error="insufficient_scope"`, ""},
+		{403, `Basic realm="x", Bearer error="insufficient_scope", scope="a", DPoP algs="ES256"`, ""},
+		{403, `Bearer error="insufficient_scope, scope="a"`, ""},
+	} {
+		f.Add(seed.status, seed.header, seed.nonce)
+	}
+	f.Fuzz(func(t *testing.T, status int, header, nonce string) {
+		if status < 100 || status > 599 {
+			status = http.StatusUnauthorized
+		}
+		base := &challengeResponder{status: status, nonce: nonce}
+		if header != "" {
+			base.header = strings.Split(header, "\n")
+		}
+		refresh := stepup.WithRefreshFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+			return &oauth2.Token{AccessToken: "refreshed"}, nil
+		})
+		ts, err := stepup.NewTokenSource("https://api.example/mcp", &oauth2.Token{AccessToken: "at", RefreshToken: "rt"}, refresh)
+		require.NoError(t, err)
+		esc := stepup.EscalatorFunc(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
+			return &oauth2.Token{AccessToken: "escalated"}, nil
+		})
+		tr := &stepup.Transport{Base: base, Source: ts, Escalator: esc, DPoPNonce: func(*http.Request, string) error { return nil }}
+		req, err := http.NewRequest(http.MethodPost, "https://api.example/mcp", strings.NewReader("body"))
+		require.NoError(t, err)
+
+		resp, err := tr.RoundTrip(req)
+
+		require.NoError(t, err)
+		assert.Equal(t, status, resp.StatusCode)
+		b, _ := io.ReadAll(resp.Body)
+		assert.Equal(t, "server body", string(b), "the response came back read or altered")
+		assert.LessOrEqual(t, base.calls, 1+stepup.DefaultMaxReplays)
+	})
+}
