@@ -154,17 +154,19 @@ const (
 	ReasonClaims
 )
 
-var reasonNames = [...]string{
-	ReasonAuthorizationRequired: "authorization required",
-	ReasonReauthorization:       "re-authorization",
-	ReasonInsufficientScope:     "insufficient scope",
-	ReasonUserAuthentication:    "user authentication",
-	ReasonClaims:                "claims",
-}
-
+// String returns the reason in words, e.g. "insufficient scope".
 func (r Reason) String() string {
-	if r > 0 && int(r) < len(reasonNames) {
-		return reasonNames[r]
+	switch r {
+	case ReasonAuthorizationRequired:
+		return "authorization required"
+	case ReasonReauthorization:
+		return "re-authorization"
+	case ReasonInsufficientScope:
+		return "insufficient scope"
+	case ReasonUserAuthentication:
+		return "user authentication"
+	case ReasonClaims:
+		return "claims"
 	}
 	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }
@@ -266,6 +268,8 @@ type EscalationError struct {
 	err error
 }
 
+// Error says why which escalation failed, with the cause's message
+// stripped of tokens.
 func (e *EscalationError) Error() string {
 	code := e.Challenge.Error
 	if code == "" {

@@ -77,8 +77,8 @@ func WithScopes(scopes ...string) TokenSourceOption {
 // [oauth2.TokenSource], so an [oauth2.Transport] can use it too, and it is
 // safe for concurrent use.
 //
-// Tokens from a TokenSource only ever go to the origin (scheme, host and
-// port) of its resource. Every token it installs, by refresh or by
+// A [Transport] sends its tokens only to the origin (scheme, host and port)
+// of its resource. Every token it installs, by refresh or by
 // [TokenSource.Set], starts a new generation: a rejected request is matched
 // against the generation it carried, so concurrent requests that fail with
 // the same token share one remedy.
@@ -386,6 +386,8 @@ type resourceParamTransport struct {
 	resource string
 }
 
+// RoundTrip adds the resource parameter to a token request's form body
+// unless it has one.
 func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := t.base
 	if base == nil {
