@@ -62,7 +62,6 @@ type grant struct {
 	scopes stepup.Scopes
 	acr    string
 	claims string
-	dpop   bool
 }
 
 // authServer is an OAuth 2.0 authorization server: an authorization endpoint
@@ -204,7 +203,7 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_grant", "")
 			return
 		}
-		a.writeToken(w, g, a.issueRefresh.Load(), "")
+		a.writeToken(w, g, a.issueRefresh.Load())
 	case "refresh_token":
 		a.refreshHits.Add(1)
 		rt := r.PostForm.Get("refresh_token")
@@ -240,13 +239,13 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_grant", "")
 			return
 		}
-		a.writeToken(w, g, !a.keepRefresh.Load(), rt)
+		a.writeToken(w, g, !a.keepRefresh.Load())
 	default:
 		oauthError(w, "unsupported_grant_type", "")
 	}
 }
 
-func (a *authServer) writeToken(w http.ResponseWriter, g *grant, withRefresh bool, oldRefresh string) {
+func (a *authServer) writeToken(w http.ResponseWriter, g *grant, withRefresh bool) {
 	a.mu.Lock()
 	resp := map[string]any{
 		"access_token": a.mint("at"),
