@@ -429,6 +429,17 @@ func (w *world) mustGet(c *http.Client, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// status is get for use off the test's goroutine: it reports a failed
+// request as status 0 rather than stopping the test.
+func (w *world) status(c *http.Client, path string) int {
+	resp, err := w.get(c, path)
+	if err != nil {
+		w.t.Errorf("GET %s: %v", path, err)
+		return 0
+	}
+	return resp.StatusCode
+}
+
 // escalator is an Escalator that logs in at the world's authorization
 // server, counting its calls and keeping the requests it saw.
 type escalator struct {
@@ -864,8 +875,7 @@ func TestCancelledLeaderHandsOverToWaiter(t *testing.T) {
 	recv(t, esc.entered)
 	waiter := make(chan int, 1)
 	go func() {
-		status, _ := w.mustGet(c, "/write")
-		waiter <- status
+		waiter <- w.status(c, "/write")
 	}()
 	recv(t, joined)
 	cancelLeader()
@@ -1245,8 +1255,7 @@ func TestRefreshRotationAndOlderTokenReplay(t *testing.T) {
 	// The slow request goes out with the first token and is held.
 	slow := make(chan int, 1)
 	go func() {
-		status, _ := w.mustGet(c, "/files?slow")
-		slow <- status
+		slow <- w.status(c, "/files?slow")
 	}()
 	recv(t, slowArrived)
 	// The fast one is rejected, refreshes and succeeds with the new token.
