@@ -185,22 +185,58 @@ correctness_table() {
 }
 
 # ===========================================================================
-# ROUND-TRIP AND STORM BENCHMARKS: room for the Transport's benchmarks.
+# ROUND-TRIP AND STORM BENCHMARKS (examples/bench/roundtrip).
 #
-# Not written yet (they need the Transport). Issue 4 names them:
 #   BenchmarkRoundTripNoChallenge/{base,oauth2,stepup}  in-memory base
 #       RoundTripper answering 200: bare, oauth2.Transport, stepup.
 #       Target: stepup ≤ 0.7× oauth2's time, fewer allocations.
-#   BenchmarkStorm*  1,000 goroutines on one 403 and on one 401
-#       invalid_token, reporting escalations, refreshes and time to
-#       all-done with b.ReportMetric.
-# They are found by function name in any package of either module; until
-# they exist these sections say so and the script carries on. To give them
-# a dedicated table, replace generic_table in the two functions below.
+#   BenchmarkStorm/{403,401}  1,000 goroutines on one 403
+#       insufficient_scope and on one 401 invalid_token, reporting
+#       escalations, refreshes, requests and time to all-done per storm
+#       with b.ReportMetric.
+# They are found by function name in any package of either module; if none
+# defines them, these sections say so and the script carries on.
 # ===========================================================================
 
 ROUNDTRIP_FUNC=BenchmarkRoundTripNoChallenge
 STORM_FUNC_PREFIX=${STORM_FUNC_PREFIX:-BenchmarkStorm}
+
+# roundtrip_table MEDIANS: one row per variant with its overhead over the
+# bare base, then stepup against oauth2: overhead over overhead, time over
+# time, and the issue's targets.
+roundtrip_table() {
+	echo "## Round trip without challenge: $ROUNDTRIP_FUNC/<variant>"
+	echo
+	awk -F'\t' -v f="$ROUNDTRIP_FUNC" '
+	function num(x) { return x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x) }
+	function sgn(x) { return x >= 100 || x <= -100 ? sprintf("%+.0f", x) : sprintf("%+.1f", x) }
+	index($1, f "/") == 1 {
+		name = substr($1, length(f) + 2)
+		if (!(name in seen)) { seen[name] = 1; names[++nn] = name }
+		v[name, $2] = $3
+	}
+	END {
+		print "| variant | ns/op | B/op | allocs/op | overhead over base: ns | B | allocs |"
+		print "|---|---:|---:|---:|---:|---:|---:|"
+		hasBase = (("base", "ns/op") in v)
+		for (i = 1; i <= nn; i++) {
+			n = names[i]
+			line = sprintf("| %s | %s | %g | %g |", n, num(v[n, "ns/op"]), v[n, "B/op"], v[n, "allocs/op"])
+			if (n == "base" || !hasBase) line = line " — | — | — |"
+			else line = line sprintf(" %s | %+g | %+g |", sgn(v[n, "ns/op"] - v["base", "ns/op"]),
+				v[n, "B/op"] - v["base", "B/op"], v[n, "allocs/op"] - v["base", "allocs/op"])
+			print line
+		}
+		s = v["stepup", "ns/op"]; o = v["oauth2", "ns/op"]; b = v["base", "ns/op"]
+		if (s == "" || o <= 0) exit
+		sa = v["stepup", "allocs/op"]; oa = v["oauth2", "allocs/op"]
+		print ""
+		printf "- stepup time ÷ oauth2 time: **%.2f** (target ≤ 0.70: %s)\n", s / o, (s / o <= 0.7 ? "met" : "MISSED")
+		if (hasBase && o - b > 0)
+			printf "- stepup overhead ÷ oauth2 overhead (time over base): **%.2f** (%s ns vs %s ns)\n", (s - b) / (o - b), sgn(s - b), sgn(o - b)
+		printf "- allocs/op: stepup %g vs oauth2 %g (target fewer: %s)\n", sa, oa, (sa < oa ? "met" : "MISSED")
+	}' "$1"
+}
 
 roundtrip_section() {
 	local pkgs
@@ -212,17 +248,42 @@ roundtrip_section() {
 	# shellcheck disable=SC2086 # one package directory per word
 	bench "^${ROUNDTRIP_FUNC}\$" "$out/roundtrip.txt" $pkgs
 	medians "$out/roundtrip.txt" >"$out/roundtrip.tsv"
-	generic_table "Round trip: $ROUNDTRIP_FUNC" "$out/roundtrip.tsv"
-	awk -F'\t' -v f="$ROUNDTRIP_FUNC" '
-	$2 == "ns/op" { t[$1] = $3 } $2 == "allocs/op" { a[$1] = $3 }
+	roundtrip_table "$out/roundtrip.tsv"
+}
+
+# storm_table MEDIANS: one row per storm with the medians of its custom
+# metrics, and whether the counts are what one shared remedy gives.
+storm_table() {
+	echo "## Storms: ${STORM_FUNC_PREFIX}/<status>, 1,000 concurrent requests per storm"
+	echo
+	awk -F'\t' -v f="$STORM_FUNC_PREFIX" '
+	index($1, f) == 1 {
+		name = substr($1, length(f) + 1); sub(/^\//, "", name)
+		if (!(name in seen)) { seen[name] = 1; names[++nn] = name }
+		v[name, $2] = $3; has[name, $2] = 1
+	}
+	function cell(n, u) { return has[n, u] ? sprintf("%g", v[n, u]) : "" }
 	END {
-		s = t[f "/stepup"]; o = t[f "/oauth2"]; b = t[f "/base"]
-		if (s != "" && o > 0) {
-			printf "\nstepup ÷ oauth2 time %.2f (target ≤ 0.70: %s); allocs stepup %g vs oauth2 %g", s / o, (s / o <= 0.7 ? "met" : "MISSED"), a[f "/stepup"], a[f "/oauth2"]
-			if (b != "") printf "; overhead over base: stepup %+.0f ns, oauth2 %+.0f ns", s - b, o - b
-			print "."
+		# What one shared remedy per storm gives: a 403 insufficient_scope
+		# is escalated once and never refreshed, a 401 invalid_token is
+		# refreshed once and never escalated.
+		wantE["403"] = 1; wantR["403"] = 0
+		wantE["401"] = 0; wantR["401"] = 1
+		print "| storm | escalations/op | refreshes/op | requests/op | ms-to-all-done/op | counts as expected |"
+		print "|---|---:|---:|---:|---:|---|"
+		for (i = 1; i <= nn; i++) {
+			n = names[i]
+			ok = "—"
+			if (n in wantE) {
+				want = sprintf("%d escalation%s, %d refresh%s", wantE[n], (wantE[n] == 1 ? "" : "s"), wantR[n], (wantR[n] == 1 ? "" : "es"))
+				ok = (v[n, "escalations/op"] == wantE[n] && v[n, "refreshes/op"] == wantR[n]) ? "yes (" want ")" : "NO: want " want
+			}
+			printf "| %s | %s | %s | %s | %s | %s |\n", n, cell(n, "escalations/op"), cell(n, "refreshes/op"),
+				cell(n, "requests/op"), (has[n, "ms-to-all-done/op"] ? sprintf("%.1f", v[n, "ms-to-all-done/op"]) : ""), ok
 		}
-	}' "$out/roundtrip.tsv"
+		print ""
+		print "requests/op counts what the resource server answered: each of the 1,000 requests once, plus its replay after the remedy. ms-to-all-done/op runs from the release of the goroutines to the last response read."
+	}' "$1"
 }
 
 storm_section() {
@@ -235,7 +296,7 @@ storm_section() {
 	# shellcheck disable=SC2086 # one package directory per word
 	bench "^${STORM_FUNC_PREFIX}" "$out/storm.txt" $pkgs
 	medians "$out/storm.txt" >"$out/storm.tsv"
-	generic_table "Storms: ${STORM_FUNC_PREFIX}*" "$out/storm.tsv"
+	storm_table "$out/storm.tsv"
 }
 
 # ===========================================================================
