@@ -205,6 +205,26 @@ correctness_table() {
 ROUNDTRIP_FUNC=BenchmarkRoundTripNoChallenge
 STORM_FUNC_PREFIX=${STORM_FUNC_PREFIX:-BenchmarkStorm}
 
+# bench_rounds REGEX OUTFILE PKG...: as bench, but as COUNT rounds of one
+# run of every matching benchmark, rather than COUNT runs of one benchmark
+# after another. The round-trip variants are compared with each other, and
+# on a shared machine the load drifts over a run of several seconds: in
+# rounds, each variant's runs are spread over the same stretch of time.
+bench_rounds() {
+	local regex=$1 file=$2
+	shift 2
+	local args=(-run '^$' -bench "$regex" -benchmem -count 1)
+	if [ -n "$BENCHTIME" ]; then
+		args+=(-benchtime "$BENCHTIME")
+	fi
+	log "go test ${args[*]} $*  ($COUNT rounds)"
+	: >"$file"
+	local i
+	for ((i = 0; i < COUNT; i++)); do
+		go test "${args[@]}" "$@" >>"$file"
+	done
+}
+
 # roundtrip_table MEDIANS: one row per variant with its overhead over the
 # bare base, then stepup against oauth2: overhead over overhead, time over
 # time, and the targets.
@@ -250,7 +270,7 @@ roundtrip_section() {
 		return
 	fi
 	# shellcheck disable=SC2086 # one package directory per word
-	bench "^${ROUNDTRIP_FUNC}\$" "$out/roundtrip.txt" $pkgs
+	bench_rounds "^${ROUNDTRIP_FUNC}\$" "$out/roundtrip.txt" $pkgs
 	medians "$out/roundtrip.txt" >"$out/roundtrip.tsv"
 	roundtrip_table "$out/roundtrip.tsv"
 }
