@@ -19,8 +19,13 @@
 //     carries a token from a refresh, which goes to a real token endpoint
 //     (stepup.WithOAuth2Config).
 //
-// Each iteration is one storm against a fresh TokenSource and Transport, so
-// the counts are per storm. They are reported as custom metrics:
+// The remedy (the Escalator's answer, the token endpoint's) is held until
+// all 1,000 first sends have been answered, as a real one, a round trip to
+// the authorization server or a user's consent, would let the whole storm
+// pile up: every request then draws the challenge with the old token, the
+// worst case for sharing one remedy, reached without sleeping. Each
+// iteration is one storm against a fresh TokenSource and Transport, so the
+// counts are per storm. They are reported as custom metrics:
 // escalations/op (Escalator calls), refreshes/op (token endpoint hits),
 // requests/op (requests the resource server answered: 1,000 plus the
 // replays) and ms-to-all-done/op (from the release of the goroutines to
