@@ -206,6 +206,7 @@ type parser struct {
 	first      int // index in params of the open challenge's first param
 	empty      int // empty list elements seen
 	started    bool
+	raw        bool // a quote on this line was left unterminated: see skipToComma
 }
 
 func (p *parser) finish() []Challenge {
@@ -286,6 +287,7 @@ func (p *parser) countEmpty() error {
 // parseLine parses one field line as a list of elements, each either a new
 // challenge or an auth-param of the open one.
 func (p *parser) parseLine(line int, s string) error {
+	p.raw = false
 	i := skipOWS(s, 0)
 	if i == len(s) {
 		return p.countEmpty()
@@ -307,7 +309,7 @@ func (p *parser) parseLine(line int, s string) error {
 			if err := p.fail(line, i, "expected ',' after element"); err != nil {
 				return err
 			}
-			i = skipToComma(s, i)
+			i = p.skipToComma(s, i)
 			continue
 		}
 		sawElement = true
@@ -332,7 +334,7 @@ func (p *parser) element(line int, s string, i int) (int, error) {
 		if err := p.fail(line, i, "expected a token"); err != nil {
 			return 0, err
 		}
-		return skipToComma(s, i), nil
+		return p.skipToComma(s, i), nil
 	}
 	name := s[i:j]
 	k := skipOWS(s, j)
@@ -341,7 +343,7 @@ func (p *parser) element(line int, s string, i int) (int, error) {
 			if err := p.fail(line, start, "auth-param before any auth-scheme"); err != nil {
 				return 0, err
 			}
-			return skipToComma(s, k), nil
+			return p.skipToComma(s, k), nil
 		}
 		return p.param(line, s, name, start, k+1)
 	}
@@ -356,7 +358,7 @@ func (p *parser) element(line int, s string, i int) (int, error) {
 		if err := p.fail(line, j, "expected SP after auth-scheme"); err != nil {
 			return 0, err
 		}
-		return skipToComma(s, j), nil
+		return p.skipToComma(s, j), nil
 	}
 	if end, ok := scanToken68(s, k); ok {
 		p.challenges[p.cur].Token68 = s[k:end]
@@ -367,14 +369,14 @@ func (p *parser) element(line int, s string, i int) (int, error) {
 		if err := p.fail(line, k, "expected token68 or auth-param"); err != nil {
 			return 0, err
 		}
-		return skipToComma(s, k), nil
+		return p.skipToComma(s, k), nil
 	}
 	eq := skipOWS(s, j)
 	if eq == len(s) || s[eq] != '=' {
 		if err := p.fail(line, eq, "expected '=' after parameter name"); err != nil {
 			return 0, err
 		}
-		return skipToComma(s, eq), nil
+		return p.skipToComma(s, eq), nil
 	}
 	return p.param(line, s, s[k:j], k, eq+1)
 }
@@ -388,23 +390,29 @@ func (p *parser) param(line int, s, name string, start, i int) (int, error) {
 	var value string
 	var end int
 	if s[i] == '"' {
-		v, e, reason := scanQuoted(s, i)
-		if reason != "" {
-			if err := p.fail(line, e, reason); err != nil {
+		q := p.scanQuoted(s, i)
+		switch {
+		case q.end < 0:
+			if err := p.fail(line, i, q.reason); err != nil {
 				return 0, err
 			}
-			// Resume just after the opening quote: the quote may be a
-			// stray, and a later comma may start a sound challenge.
-			return skipToComma(s, i+1), nil
+			// Resume just after the opening quote: it may be a stray,
+			// and a later comma may start a sound challenge.
+			return p.skipToComma(s, i+1), nil
+		case q.reason != "":
+			// The string is malformed inside but its extent is clear:
+			// resume after it, so that its closing quote is not taken
+			// for the opening quote of a later value.
+			return q.end, p.fail(line, q.badAt, q.reason)
 		}
-		value, end = v, e
+		value, end = q.value, q.end
 	} else {
 		end = scanToken(s, i)
 		if end == i {
 			if err := p.fail(line, i, "expected token or quoted-string value"); err != nil {
 				return 0, err
 			}
-			return skipToComma(s, i), nil
+			return p.skipToComma(s, i), nil
 		}
 		value = s[i:end]
 	}
@@ -425,21 +433,18 @@ func skipOWS(s string, i int) int {
 
 // skipToComma returns the index of the next comma at or after i that is not
 // inside a quoted-string, or len(s). A quote with no closing quote on the line
-// is taken as a plain byte; after the first such quote every later one is too,
-// which keeps the scan linear.
-func skipToComma(s string, i int) int {
-	raw := false
+// is taken as a plain byte, and so is every later quote on the line: all of
+// them are escaped within the unterminated string, so none could close. This
+// keeps the work on a line linear in its length.
+func (p *parser) skipToComma(s string, i int) int {
 	for i < len(s) {
 		switch s[i] {
 		case ',':
 			return i
 		case '"':
-			if !raw {
-				if _, end, reason := scanQuoted(s, i); reason == "" {
-					i = end
-					continue
-				}
-				raw = true
+			if q := p.scanQuoted(s, i); q.end >= 0 {
+				i = q.end
+				continue
 			}
 		}
 		i++
@@ -472,43 +477,72 @@ func scanToken68(s string, i int) (int, bool) {
 	return j, k == len(s) || s[k] == ','
 }
 
-// scanQuoted parses the quoted-string starting at s[i] == '"'. It returns the
-// unescaped value, the index after the closing quote, and a non-empty reason
-// (with the offending offset in place of the end) when the string is invalid.
-// The value shares s's memory unless a quoted-pair had to be resolved.
-func scanQuoted(s string, i int) (value string, end int, reason string) {
-	// Fast path: no quoted-pair before the closing quote, so the value is a
-	// plain substring once its bytes are checked.
+// quoted is the result of scanQuoted.
+type quoted struct {
+	value  string // the content, quoted-pairs resolved
+	end    int    // index after the closing quote; -1 when there is none
+	reason string // why the string is malformed, "" when it is sound
+	badAt  int    // where it is malformed
+}
+
+// scanQuoted reads the quoted-string that starts at s[i] == '"'. A control
+// character does not end the string: its extent is found all the same, so
+// that the parse can resume after it. The value shares s's memory unless a
+// quoted-pair had to be resolved.
+func (p *parser) scanQuoted(s string, i int) quoted {
+	if p.raw {
+		return quoted{end: -1, reason: "unterminated quoted-string"}
+	}
+	q := quoted{end: -1}
+	escaped := false
+	// Fast path: no quoted-pair before the next DQUOTE, which closes the
+	// string.
 	if n := strings.IndexByte(s[i+1:], '"'); n >= 0 {
 		v := s[i+1 : i+1+n]
 		if strings.IndexByte(v, '\\') < 0 {
 			if j := indexCTL(v); j >= 0 {
-				return "", i + 1 + j, "control character in quoted-string"
+				return quoted{end: i + 2 + n, reason: "control character in quoted-string", badAt: i + 1 + j}
 			}
-			return v, i + 2 + n, ""
+			return quoted{value: v, end: i + 2 + n}
 		}
 	}
-	j := i + 1
-	for j < len(s) {
+	for j := i + 1; j < len(s); {
 		c := s[j]
 		switch {
 		case c == '"':
-			return unescape(s[i+1 : j]), j + 1, ""
+			q.end = j + 1
 		case c == '\\':
 			if j+1 == len(s) {
-				return "", i, "unterminated quoted-string"
+				j = len(s)
+				continue
 			}
-			if isCTL(s[j+1]) {
-				return "", j + 1, "control character in quoted-pair"
+			if isCTL(s[j+1]) && q.reason == "" {
+				q.reason, q.badAt = "control character in quoted-pair", j+1
 			}
+			escaped = true
 			j += 2
+			continue
 		case isCTL(c):
-			return "", j, "control character in quoted-string"
-		default:
-			j++
+			if q.reason == "" {
+				q.reason, q.badAt = "control character in quoted-string", j
+			}
 		}
+		if q.end >= 0 {
+			break
+		}
+		j++
 	}
-	return "", i, "unterminated quoted-string"
+	switch {
+	case q.end < 0:
+		p.raw = true
+		q.reason, q.badAt = "unterminated quoted-string", i
+	case q.reason != "":
+	case escaped:
+		q.value = unescape(s[i+1 : q.end-1])
+	default:
+		q.value = s[i+1 : q.end-1]
+	}
+	return q
 }
 
 // indexCTL returns the index of the first byte of s that isCTL, or -1. It
@@ -714,7 +748,8 @@ func isErrorCode(s string) bool {
 	return true
 }
 
-// parseMaxAge returns the non-negative integer s, or NoMaxAge.
+// parseMaxAge returns the non-negative integer s (1*DIGIT), or NoMaxAge when
+// s is not one or exceeds 2^31-1 seconds.
 func parseMaxAge(s string) int {
 	const maxSeconds = 1<<31 - 1
 	if s == "" {
@@ -725,10 +760,12 @@ func parseMaxAge(s string) int {
 		if s[i] < '0' || s[i] > '9' {
 			return NoMaxAge
 		}
-		n = n*10 + int(s[i]-'0')
-		if n > maxSeconds {
+		// Checked before n grows, as n*10 overflows a 32-bit int.
+		d := int(s[i] - '0')
+		if n > (maxSeconds-d)/10 {
 			return NoMaxAge
 		}
+		n = n*10 + d
 	}
 	return n
 }
