@@ -978,7 +978,50 @@ func TestParseChallengesMemory(t *testing.T) {
 	assert.Equal(t, []Param{{"b", "2"}}, cs[1].Params)
 }
 
+// byteClass must agree with the ABNF of RFC 9110 §5.6.2, §5.6.4 and §11.2.
+func TestByteClass(t *testing.T) {
+	isAlnum := func(c int) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+	require.Len(t, byteClass, 256)
+	for c := 0; c < 256; c++ {
+		wantTchar := isAlnum(c) || strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c))
+		wantToken68 := isAlnum(c) || strings.ContainsRune("-._~+/", rune(c))
+		wantQdtext := c == '\t' || c == ' ' || c == 0x21 || 0x23 <= c && c <= 0x5b || 0x5d <= c && c <= 0x7e || c >= 0x80
+		assert.Equal(t, wantTchar, byteClass[c]&tchar != 0, "tchar %#x", c)
+		assert.Equal(t, wantToken68, byteClass[c]&token68 != 0, "token68 %#x", c)
+		assert.Equal(t, wantQdtext, byteClass[c]&qdtext != 0, "qdtext %#x", c)
+		wantCTL := c < 0x20 && c != '\t' || c == 0x7f
+		assert.Equal(t, wantCTL, isCTL(byte(c)), "CTL %#x", c)
+	}
+}
 
+// isPlainQdtext, which tests words, must agree with a byte-by-byte test
+// wherever the odd byte stands.
+func TestIsPlainQdtext(t *testing.T) {
+	plain := func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if byteClass[v[i]]&qdtext == 0 || v[i] == '\t' || v[i] == '"' {
+				return false
+			}
+		}
+		return true
+	}
+	buf := []byte(strings.Repeat("a", 24))
+	for n := 0; n <= len(buf); n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				if c == '"' {
+					continue // never passed: the caller cut v at the first DQUOTE
+				}
+				buf[pos] = byte(c)
+				v := string(buf[:n])
+				if plain(v) != isPlainQdtext(v) {
+					t.Fatalf("isPlainQdtext(%q) = %v", v, !plain(v))
+				}
+			}
+			buf[pos] = 'a'
+		}
+	}
+}
 
 // fuzzSeeds returns the header lines of the vectors and of the tests above.
 func fuzzSeeds() [][2]string {
