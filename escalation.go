@@ -343,22 +343,27 @@ func CheckRetry(next retryablehttp.CheckRetry) retryablehttp.CheckRetry {
 
 // challengeKey identifies a challenge for the guard: the same demand from the
 // same resource has the same key whatever the header's text, parameter order,
-// case of names or error_description.
+// case of names or error_description (DESIGN §3).
 type challengeKey struct {
 	origin string
 	scheme string // lower case
-	code   string // the error code acted on
+	code   string // the challenge's own error code, "" when it has none
 	scope  string // sorted scope set
 	acr    string
 	maxAge int
 	claims [sha256.Size]byte
 }
 
-func newChallengeKey(origin string, oc *OAuthChallenge, code string) challengeKey {
+// newChallengeKey returns the key of oc, a challenge of the resource at
+// origin. It depends on the response alone, never on the request: the
+// code the Transport acts on for a challenge without error depends on
+// whether a token was sent, so keyed by that, the same bare 401 would look
+// new once the remedy had supplied a token, and be remedied again.
+func newChallengeKey(origin string, oc *OAuthChallenge) challengeKey {
 	k := challengeKey{
 		origin: origin,
 		scheme: strings.ToLower(oc.Scheme),
-		code:   code,
+		code:   oc.Error,
 		scope:  oc.Scope.sortedKey(),
 		acr:    strings.Join(oc.ACRValues, " "),
 		maxAge: oc.MaxAge,

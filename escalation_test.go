@@ -105,11 +105,13 @@ func mustOAuth(t *testing.T, header string) OAuthChallenge {
 
 // The guard's key ignores header text, parameter order, the case of names
 // and error_description, and tells apart what a remedy depends on (DESIGN §3).
+// Its error code is the challenge's own: a challenge without error has the
+// same key whatever the Transport makes of it.
 func TestChallengeKey(t *testing.T) {
 	const origin = "https://mcp.example.com"
 	claims := base64.StdEncoding.EncodeToString([]byte(`{"access_token":{"acrs":{"essential":true,"value":"cp1"}}}`))
 	base := mustOAuth(t, `Bearer error="insufficient_scope", scope="b a", error_description="one"`)
-	key := newChallengeKey(origin, &base, ErrorInsufficientScope)
+	key := newChallengeKey(origin, &base)
 
 	for _, same := range []string{
 		`Bearer scope="a b", error="insufficient_scope"`,
@@ -117,27 +119,32 @@ func TestChallengeKey(t *testing.T) {
 		`bearer error = "insufficient_scope" , scope="b a a"`,
 	} {
 		oc := mustOAuth(t, same)
-		assert.Equal(t, key, newChallengeKey(origin, &oc, ErrorInsufficientScope), same)
+		assert.Equal(t, key, newChallengeKey(origin, &oc), same)
 	}
 	for _, other := range []struct {
-		header, origin, code string
+		header, origin string
 	}{
-		{`Bearer error="insufficient_scope", scope="a"`, origin, ErrorInsufficientScope},
-		{`Bearer error="insufficient_scope", scope="a b c"`, origin, ErrorInsufficientScope},
-		{`Bearer error="insufficient_scope", scope="a b"`, "https://other.example.com", ErrorInsufficientScope},
-		{`DPoP error="insufficient_scope", scope="a b"`, origin, ErrorInsufficientScope},
-		{`Bearer error="insufficient_scope", scope="a b", acr_values="x"`, origin, ErrorInsufficientScope},
-		{`Bearer error="insufficient_scope", scope="a b", max_age=0`, origin, ErrorInsufficientScope},
-		{`Bearer error="insufficient_scope", scope="a b", claims="` + claims + `"`, origin, ErrorInsufficientScope},
-		{`Bearer scope="a b"`, origin, ""},
+		{`Bearer error="insufficient_scope", scope="a"`, origin},
+		{`Bearer error="insufficient_scope", scope="a b c"`, origin},
+		{`Bearer error="insufficient_scope", scope="a b"`, "https://other.example.com"},
+		{`DPoP error="insufficient_scope", scope="a b"`, origin},
+		{`Bearer error="insufficient_scope", scope="a b", acr_values="x"`, origin},
+		{`Bearer error="insufficient_scope", scope="a b", max_age=0`, origin},
+		{`Bearer error="insufficient_scope", scope="a b", claims="` + claims + `"`, origin},
+		{`Bearer scope="a b"`, origin},
+		{`Bearer error="invalid_token", scope="a b"`, origin},
 	} {
 		oc := mustOAuth(t, other.header)
-		assert.NotEqual(t, key, newChallengeKey(other.origin, &oc, other.code), other.header)
+		assert.NotEqual(t, key, newChallengeKey(other.origin, &oc), other.header)
 	}
 	// acr_values are ordered by preference: another order is another demand.
 	x := mustOAuth(t, `Bearer error="insufficient_user_authentication", acr_values="a b"`)
 	y := mustOAuth(t, `Bearer error="insufficient_user_authentication", acr_values="b a"`)
-	assert.NotEqual(t, newChallengeKey(origin, &x, x.Error), newChallengeKey(origin, &y, y.Error))
+	assert.NotEqual(t, newChallengeKey(origin, &x), newChallengeKey(origin, &y))
+	// A bare challenge keeps its empty code: a bare 401 answered with a
+	// first authorization is the same challenge when it comes back.
+	bare := mustOAuth(t, `Bearer realm="files"`)
+	assert.Empty(t, newChallengeKey(origin, &bare).code)
 }
 
 func TestGuard(t *testing.T) {

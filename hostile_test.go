@@ -120,6 +120,45 @@ func TestHostilePingPong401And403ManyRequests(t *testing.T) {
 	assert.Zero(t, w.as.reuses.Load(), "a rotated refresh token was redeemed twice")
 }
 
+// A 401 whose challenge carries no error code, or a 401 without any
+// challenge, answers a request sent without a token: the Escalator runs the
+// first authorization, and the replay with the new token draws the
+// identical 401. That is the same challenge coming straight back after its
+// remedy, though the Transport reads it as invalid_token now that a token
+// went out: the request stops there and the 401 comes back (R-9110-16,
+// DESIGN §3). One consent prompt, no refresh, two sends.
+func TestHostileIdenticalBare401RemediedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		header       []string
+		issueRefresh bool
+	}{
+		{"Bearer without error, no refresh token", []string{`Bearer realm="files"`}, false},
+		{"no challenge at all, no refresh token", nil, false},
+		{"Bearer without error, refresh token", []string{`Bearer realm="files"`}, true},
+		{"no challenge at all, refresh token", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			w := newWorld(t)
+			w.as.issueRefresh.Store(tc.issueRefresh)
+			w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
+				rw.Header()["Www-Authenticate"] = tc.header
+				rw.WriteHeader(http.StatusUnauthorized)
+			})
+			esc := newEscalator(w)
+			c := &http.Client{Transport: w.transport(w.source(nil), esc)}
+
+			status, _ := w.mustGet(c, "/x")
+
+			assert.Equal(t, http.StatusUnauthorized, status)
+			assert.Equal(t, int32(1), esc.calls.Load(), "Escalator calls (consent prompts) in one request")
+			assert.Zero(t, w.as.refreshHits.Load(), "refreshes")
+			assert.Equal(t, int32(2), w.hits.Load(), "sends")
+		})
+	}
+}
+
 // hostileStatic answers every request with a copy of one response, without
 // a network, and closes request bodies as a RoundTripper must.
 type hostileStatic struct {

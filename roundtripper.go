@@ -216,6 +216,7 @@ type sent struct {
 // remedy is a challenge a request has remedied.
 type remedy struct {
 	key       challengeKey
+	action    action // actRefresh: the sent token was renewed, by refresh or re-authorization
 	escalated bool
 }
 
@@ -391,6 +392,13 @@ func (rt *roundTrip) handle(ctx context.Context, resp *http.Response, s sent) (i
 		rt.stop(ctx, c, "challenge came back after its remedy")
 		return nil, false, nil
 	}
+	if c.action == actRefresh && rt.renewed() {
+		// D-2: one renewal per request. A bare 401 and a 401 invalid_token
+		// are different challenges, but both reject the token just
+		// renewed: a second renewal would only refresh or prompt again.
+		rt.stop(ctx, c, "token already renewed in this request")
+		return nil, false, nil
+	}
 	if rt.replays >= t.maxReplays() {
 		rt.stop(ctx, c, "replay limit reached")
 		return nil, false, nil
@@ -431,6 +439,17 @@ func (rt *roundTrip) remedied(key challengeKey) *remedy {
 	return nil
 }
 
+// renewed reports whether the request has had its token renewed after a
+// rejection (D-2).
+func (rt *roundTrip) renewed() bool {
+	for _, r := range rt.remedies {
+		if r.action == actRefresh {
+			return true
+		}
+	}
+	return false
+}
+
 // stop reports that the guard keeps the challenge c from being remedied.
 func (rt *roundTrip) stop(ctx context.Context, c *challenge, why string) {
 	rt.t.event(ctx, slog.LevelInfo, "stepup: guard stopped remedy", append(c.attrs(rt.req), slog.String("why", why))...)
@@ -463,7 +482,7 @@ func (rt *roundTrip) useNonce(ctx context.Context, resp *http.Response, c *chall
 	}
 	body, ok := rt.release(ctx, resp)
 	if ok {
-		rt.remedies = append(rt.remedies, remedy{key: c.key})
+		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
 	}
 	return body, ok, nil
 }
@@ -480,7 +499,7 @@ func (rt *roundTrip) refresh(ctx context.Context, resp *http.Response, c *challe
 			rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.req)...)
 			body, ok := rt.release(ctx, resp)
 			if ok {
-				rt.remedies = append(rt.remedies, remedy{key: c.key})
+				rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
 			}
 			return body, ok, nil
 		}
@@ -533,7 +552,7 @@ func (rt *roundTrip) escalate(ctx context.Context, resp *http.Response, c *chall
 		closeBody(body)
 		return nil, false, err
 	}
-	rt.remedies = append(rt.remedies, remedy{key: c.key, escalated: true})
+	rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
 	return body, true, nil
 }
 
@@ -615,7 +634,7 @@ const (
 // challenge is a challenge the Transport may answer.
 type challenge struct {
 	oauth  OAuthChallenge
-	code   string // the error code acted on, e.g. invalid_token for a bare 401 after a token
+	code   string // the error code acted on, e.g. invalid_token for a bare 401 after a token; not part of key
 	action action
 	reason Reason // for actEscalate
 	nonce  string // for actDPoPNonce
@@ -688,7 +707,7 @@ func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*ch
 	default:
 		return nil, "error code " + oc.Error + " is not answered"
 	}
-	c.key = newChallengeKey(originKey, &c.oauth, c.code)
+	c.key = newChallengeKey(originKey, &c.oauth)
 	return c, ""
 }
 

@@ -1410,6 +1410,71 @@ func (w *world) checkQuiet(r *http.Request) (*grant, bool) {
 	return g, g != nil
 }
 
+// A challenge other than the one just remedied gets its own remedy; the same
+// one coming back stops the request (R-9110-16, DESIGN §3): the guard keys
+// a challenge by its own error code, not by the code the Transport read
+// into it, which changes once a token goes out. A request renews a
+// rejected token once, by refresh or by re-authorization, however its 401s
+// are written (D-2).
+func TestRemedyPerChallenge(t *testing.T) {
+	type answer struct {
+		status int
+		header string
+	}
+	bare := answer{http.StatusUnauthorized, `Bearer realm="files"`}
+	invalid := answer{http.StatusUnauthorized, `Bearer realm="files", error="invalid_token"`}
+	scope := answer{http.StatusForbidden, `Bearer error="insufficient_scope", scope="files:write"`}
+	for _, tc := range []struct {
+		name         string
+		token        bool // the source starts with a token
+		refreshToken bool // tokens come with refresh tokens
+		script       []answer
+		wantStatus   int
+		wantEsc      int32
+		wantRefresh  int32
+		wantSends    int32
+	}{
+		{"no token: bare 401, then invalid_token", false, true, []answer{bare, invalid}, http.StatusOK, 1, 1, 3},
+		{"no token: bare 401, then insufficient_scope", false, true, []answer{bare, scope}, http.StatusOK, 2, 0, 3},
+		{"no token: bare 401 twice", false, true, []answer{bare, bare}, http.StatusUnauthorized, 1, 0, 2},
+		{"token: bare 401, then invalid_token", true, true, []answer{bare, invalid}, http.StatusUnauthorized, 0, 1, 2},
+		{"token: invalid_token, then bare 401", true, true, []answer{invalid, bare}, http.StatusUnauthorized, 0, 1, 2},
+		{"token without refresh token: bare 401, then invalid_token", true, false, []answer{bare, invalid}, http.StatusUnauthorized, 1, 0, 2},
+		{"token: invalid_token, then insufficient_scope", true, true, []answer{invalid, scope}, http.StatusOK, 1, 1, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			w := newWorld(t)
+			w.as.issueRefresh.Store(tc.refreshToken)
+			var seq atomic.Int32
+			w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
+				if n := int(seq.Add(1)); n <= len(tc.script) {
+					w.challenge(rw, tc.script[n-1].status, "%s", tc.script[n-1].header)
+					return
+				}
+				if _, ok := w.checkQuiet(r); !ok {
+					w.challenge(rw, http.StatusUnauthorized, `Bearer realm="files"`)
+					return
+				}
+				fmt.Fprint(rw, "ok")
+			})
+			var tok *oauth2.Token
+			if tc.token {
+				tok = w.as.issue(tc.refreshToken, "files:read")
+			}
+			esc := newEscalator(w)
+			c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+
+			status, _ := w.mustGet(c, "/x")
+
+			assert.Equal(t, tc.wantStatus, status)
+			assert.Equal(t, tc.wantEsc, esc.calls.Load(), "Escalator calls")
+			assert.Equal(t, tc.wantRefresh, w.as.refreshHits.Load(), "refreshes")
+			assert.Equal(t, tc.wantSends, w.hits.Load(), "sends")
+		})
+	}
+}
+
 // Dispatch is on the error code; a 401 carrying insufficient_scope is a
 // step-up, not a refresh (R-6750-11).
 func TestErrorCodeWinsOverStatus(t *testing.T) {
