@@ -595,7 +595,8 @@ func validateResourceMetadata(raw string, res origin, allowCrossOrigin bool) (st
 	case !allowCrossOrigin:
 		return "", "origin differs from the resource's"
 	}
-	if a, err := netip.ParseAddr(o.host); err == nil {
+	host := strings.TrimSuffix(o.host, ".") // an absolute name is the same host
+	if a, err := netip.ParseAddr(host); err == nil {
 		a = a.Unmap()
 		if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || a.IsMulticast() {
 			return "", "link-local or special address"
@@ -603,10 +604,26 @@ func validateResourceMetadata(raw string, res origin, allowCrossOrigin bool) (st
 		if (a.IsPrivate() || a.IsLoopback()) && !isInternalHost(res.host) {
 			return "", "private address for a public resource"
 		}
-	} else if isLoopbackHost(o.host) && !isInternalHost(res.host) {
+	} else if endsInNumber(host) {
+		return "", "numeric host that is not an IP address in standard form"
+	} else if isLoopbackHost(host) && !isInternalHost(res.host) {
 		return "", "loopback host for a public resource"
 	}
 	return raw, ""
+}
+
+// endsInNumber reports whether the last DNS label of host is all digits or
+// 0x and hex digits: WHATWG URL's "ends in a number" test. Such a host is
+// no DNS name but an IPv4 address in one of inet_aton's shorthands
+// (0xa9fea9fe, 2852039166, 169.254.43518, 0251.0376.0251.0376, 127.1, 0),
+// which the cgo resolver, curl and browsers turn into an address that the
+// checks on addresses never saw; none of them is worth decoding.
+func endsInNumber(host string) bool {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
+		return strings.Trim(last[2:], "0123456789abcdefABCDEF") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }
 
 // isInternalHost reports whether host is a loopback name or a loopback or

@@ -353,6 +353,31 @@ func TestValidateResourceMetadata(t *testing.T) {
 		{"https://169.254.169.254/prm", private, true, false},
 		{"http://[::1]:8080/prm", local, true, true},
 		{"%zz", public, true, false},
+		// IPv4 in inet_aton's shorthands is no name: refused whatever it
+		// decodes to, and for every resource.
+		{"https://0xa9fea9fe/prm", public, true, false},
+		{"https://2852039166/prm", public, true, false},
+		{"https://169.254.43518/prm", public, true, false},
+		{"https://0251.0376.0251.0376/prm", public, true, false},
+		{"https://127.1/prm", local, true, false},
+		{"https://0x7f.1/prm", local, true, false},
+		{"https://0X7F.0x/prm", public, true, false},
+		{"https://0/prm", public, true, false},
+		{"https://8.8.8.8.8/prm", public, true, false},
+		{"https://cdn.example.123/prm", public, true, false},
+		// A name that only starts with a number, or has hex in another
+		// label, is a name.
+		{"https://0xa9fea9fe.example/prm", public, true, true},
+		{"https://123.example/prm", public, true, true},
+		{"https://0xg/prm", public, true, true},
+		// A trailing dot makes no other host of a name or an address.
+		{"https://auth.example.com./prm", public, true, true},
+		{"https://169.254.169.254./prm", public, true, false},
+		{"https://10.0.0.1./prm", public, true, false},
+		{"https://localhost./prm", public, true, false},
+		{"https://app.LOCALHOST./prm", public, true, false},
+		{"http://localhost.:9090/prm", local, true, true},
+		{"http://127.0.0.1.:9090/prm", local, true, true},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			got, why := validateResourceMetadata(tc.raw, tc.res, tc.cross)

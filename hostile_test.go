@@ -498,6 +498,39 @@ func TestHostileResourceMetadataRefused(t *testing.T) {
 	})
 }
 
+// With AllowCrossOriginMetadata, resource_metadata is still refused when it
+// points at a link-local address, or at a loopback or private one for a
+// public resource (R-MCP-22), however the host is spelled. The numeric IPv4
+// forms that inet_aton accepts are no DNS names: the cgo resolver (Go's
+// default on macOS), curl and browsers turn them into the address:
+// 0xa9fea9fe, 2852039166, 169.254.43518 and 0251.0376.0251.0376 are
+// 169.254.169.254 (the cloud metadata endpoint); 127.1, 2130706433 and
+// 0x7f.1 are 127.0.0.1; 0 is 0.0.0.0. A trailing dot makes no other host:
+// localhost. and app.localhost. are loopback names (RFC 6761), which
+// systemd-resolved answers with 127.0.0.1.
+func TestHostileResourceMetadataNumericHostsRefused(t *testing.T) {
+	checkLeaks(t)
+	var cases []hostileMetadataCase
+	for _, meta := range []string{
+		"https://0xa9fea9fe/latest/meta-data/",
+		"https://2852039166/latest/meta-data/",
+		"https://169.254.43518/latest/meta-data/",
+		"https://0251.0376.0251.0376/latest/meta-data/",
+		"https://169.254.169.254./latest/meta-data/",
+		"https://127.1/prm",
+		"https://2130706433/prm",
+		"https://0x7f.1/prm",
+		"https://0/prm",
+		"https://localhost./prm",
+		"https://app.localhost./prm",
+	} {
+		cases = append(cases, hostileMetadataCase{meta: meta, crossOrigin: true, want: ""})
+	}
+	// The control: a public name with a trailing dot gets through.
+	cases = append(cases, hostileMetadataCase{meta: "https://as.example./prm", crossOrigin: true, want: "https://as.example./prm"})
+	runMetadataCases(t, cases)
+}
+
 // The token of a resource goes to its origin only: on a redirect chain that
 // hops to another origin and back (A → B → A), both visits to A carry it
 // and the visit to B does not (R-MCP-18, DESIGN §5); a challenge from B,

@@ -465,9 +465,12 @@ func (o origin) String() string {
 	return o.scheme + "://" + host + ":" + o.port
 }
 
-// isLoopbackHost reports whether host names the local machine.
+// isLoopbackHost reports whether host names the local machine: localhost or
+// a name under it (RFC 6761 §6.3), also written as an absolute name with a
+// trailing dot, which resolvers answer alike, or a loopback address.
 func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
 	}
 	a, err := netip.ParseAddr(host)

@@ -33,6 +33,8 @@ func TestNewTokenSourceValidatesResource(t *testing.T) {
 		{"http://127.0.0.1/mcp", true},
 		{"http://[::1]:9000/mcp", true},
 		{"http://mcp.localhost/mcp", true},
+		{"http://localhost.:8080/mcp", true},
+		{"http://127.1/mcp", false},
 		{"http://mcp.example.com/mcp", false},
 		{"http://10.0.0.1/mcp", false},
 		{"https://mcp.example.com/mcp#x", false},
