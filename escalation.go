@@ -252,10 +252,10 @@ func (r EscalationRequest) LogValue() slog.Value {
 var ErrDeclined = errors.New("stepup: authorization declined")
 
 // EscalationError is the error a [Transport] returns when the remedy for a
-// challenge failed: the [Escalator] returned an error or a bad token, or
-// panicked. It wraps the cause, so [errors.Is](err, [ErrDeclined]) tells a
-// refusal from a failure. Its message never contains a token, and
-// [CheckRetry] never retries it.
+// challenge failed: the [Escalator] returned an error or a bad token,
+// panicked, or ended its goroutine with runtime.Goexit. It wraps the cause,
+// so [errors.Is](err, [ErrDeclined]) tells a refusal from a failure. Its
+// message never contains a token, and [CheckRetry] never retries it.
 type EscalationError struct {
 	// Reason is why the escalation was needed.
 	Reason Reason
@@ -501,8 +501,9 @@ type flight struct {
 // caller that starts the flight calls start, on its own goroutine, so start
 // may read what only that caller may touch (its request). The function runs
 // on a goroutine of its own with a context that keeps the values of that
-// caller's ctx; a panic in it becomes an error. A caller that joins a flight
-// already under way calls joined, if not nil, once it is counted as waiting.
+// caller's ctx; a panic in it, or a runtime.Goexit, becomes an error. A
+// caller that joins a flight already under way calls joined, if not nil,
+// once it is counted as waiting.
 func (g *flightGroup[K]) do(ctx context.Context, key K, start func() func(context.Context) error, joined func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -546,27 +547,31 @@ func (g *flightGroup[K]) do(ctx context.Context, key K, start func() func(contex
 	}
 }
 
-func (g *flightGroup[K]) run(ctx context.Context, key K, f *flight, fn func(context.Context) error) {
-	err := callSafely(ctx, fn)
-	f.cancel()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.flights[key] == f {
-		delete(g.flights, key)
-	}
-	f.err = err
-	close(f.done)
-}
+// errFlightExited is the error of a flight whose function never returned:
+// it ended its goroutine with runtime.Goexit, as t.FailNow does.
+var errFlightExited = errors.New("stepup: the remedy ended its goroutine without returning (runtime.Goexit)")
 
-// callSafely calls fn, turning a panic into an error: fn runs user code on a
-// goroutine of ours, where a panic would take the program down.
-func callSafely(ctx context.Context, fn func(context.Context) error) (err error) {
+// run calls fn and ends the flight f with its result. fn runs user code on
+// a goroutine of ours, so the flight is ended in a deferred call: a panic,
+// which would take the program down, becomes an error, and a
+// runtime.Goexit, which skips the rest of run, ends it with
+// errFlightExited; either way the callers waiting for f are released.
+func (g *flightGroup[K]) run(ctx context.Context, key K, f *flight, fn func(context.Context) error) {
+	err := errFlightExited // unless fn returns
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("stepup: panic: %v", r)
 		}
+		f.cancel()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.flights[key] == f {
+			delete(g.flights, key)
+		}
+		f.err = err
+		close(f.done)
 	}()
-	return fn(ctx)
+	err = fn(ctx)
 }
 
 // validateResourceMetadata returns raw if an Escalator may be given it as a

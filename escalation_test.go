@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -314,6 +315,39 @@ func TestFlightGroupPanicAndCancelledCaller(t *testing.T) {
 		return nil
 	}, nil)
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// A function that ends its goroutine with runtime.Goexit (t.FailNow does)
+// never returns, yet its flight ends: the caller and a waiter both get
+// errFlightExited, and the next caller starts afresh.
+func TestFlightGroupGoexit(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var g flightGroup[string]
+	started := make(chan struct{})
+	joined := make(chan struct{})
+	start := func() func(context.Context) error {
+		return func(context.Context) error {
+			close(started)
+			<-joined
+			runtime.Goexit()
+			return nil
+		}
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- g.do(context.Background(), "k", start, nil) }()
+	recvWithin(t, started)
+	go func() { errs <- g.do(context.Background(), "k", start, func() { close(joined) }) }()
+	for range 2 {
+		assert.ErrorIs(t, recvWithin(t, errs), errFlightExited)
+	}
+	g.mu.Lock()
+	assert.Empty(t, g.flights)
+	g.mu.Unlock()
+
+	err := g.do(context.Background(), "k", func() func(context.Context) error {
+		return func(context.Context) error { return nil }
+	}, nil)
+	assert.NoError(t, err, "the next caller starts afresh")
 }
 
 // resource_metadata is handed on only when it is safe to fetch (RFC 9728

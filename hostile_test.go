@@ -738,11 +738,66 @@ func TestHostileEscalatorPanics(t *testing.T) {
 	}
 }
 
-// An Escalator that panics while 50 requests wait for it: one call, and
-// every one of the 50 gets the *EscalationError (DESIGN §4). A failure is not
-// remembered like a refusal, so the Transport carries on: the next request
-// escalates again and succeeds (D-10).
+// An Escalator that ends its goroutine with runtime.Goexit (what t.FailNow
+// does) never returns, but its flight still ends: the request gets the
+// documented *EscalationError, as for a panic, rather than blocking until
+// its context ends (D-10, DESIGN §4). Goexit runs the Escalator's deferred
+// calls, and nothing is left running.
+func TestHostileEscalatorGoexit(t *testing.T) {
+	checkLeaks(t)
+	w := newWorld(t)
+	w.protect("/write", "files:write")
+	exited := make(chan struct{})
+	esc := stepup.EscalatorFunc(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
+		defer close(exited)
+		runtime.Goexit()
+		return nil, nil
+	})
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	ctx, cancel := context.WithCancel(w.ctx())
+	defer cancel() // on failure, unblocks the request below
+	result := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.rs.URL+"/write", nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		result <- err
+	}()
+	recv(t, exited)
+
+	err := recv(t, result) // a hang fails here, after testTimeout
+
+	var ee *stepup.EscalationError
+	require.ErrorAs(t, err, &ee)
+	assert.NotErrorIs(t, err, context.Canceled)
+	assert.False(t, ee.Declined())
+	assert.Equal(t, stepup.ReasonInsufficientScope, ee.Reason)
+	assert.Equal(t, http.StatusForbidden, ee.Status)
+	assert.Contains(t, err.Error(), "Goexit")
+	assert.Equal(t, int32(1), w.hits.Load(), "sends")
+}
+
+// An Escalator that panics, or ends its goroutine with runtime.Goexit,
+// while 50 requests wait for it: one call, and every one of the 50 gets the
+// *EscalationError (DESIGN §4). A failure is not remembered like a refusal,
+// so the Transport carries on: the next request escalates again and
+// succeeds (D-10).
 func TestHostileEscalatorPanicsWithWaiters(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		die  func()
+		want string // in the error's message
+	}{
+		{"panic", func() { panic("the consent page crashed") }, "panic"},
+		{"Goexit", runtime.Goexit, "Goexit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testEscalatorDiesWithWaiters(t, tc.die, tc.want) })
+	}
+}
+
+func testEscalatorDiesWithWaiters(t *testing.T, die func(), want string) {
 	checkLeaks(t)
 	const n = 50
 	w := newWorld(t)
@@ -768,7 +823,8 @@ func TestHostileEscalatorPanicsWithWaiters(t *testing.T) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		panic("the consent page crashed")
+		die()
+		return nil, errors.New("unreachable")
 	})
 	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
 	tr.Logger = slog.New(tap)
@@ -784,7 +840,7 @@ func TestHostileEscalatorPanicsWithWaiters(t *testing.T) {
 	typed := 0
 	for range n {
 		var ee *stepup.EscalationError
-		if err := recv(t, errs); errors.As(err, &ee) && !ee.Declined() && strings.Contains(err.Error(), "panic") {
+		if err := recv(t, errs); errors.As(err, &ee) && !ee.Declined() && strings.Contains(err.Error(), want) {
 			typed++
 		}
 	}

@@ -550,10 +550,24 @@ func (rt *roundTrip) escalate(ctx context.Context, resp *http.Response, c *chall
 	})
 	if err != nil {
 		closeBody(body)
-		return nil, false, err
+		return nil, false, escalationFailed(err, c, s, status)
 	}
 	rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
 	return body, true, nil
+}
+
+// escalationFailed returns err, the error an escalation flight ended with,
+// as the [*EscalationError] RoundTrip documents, unless it is one already
+// or is the caller's context ending. A flight can also end with a panic
+// outside the Escalator (in a Logger, say) or a runtime.Goexit; callers
+// such as [CheckRetry] must still recognise the failure.
+func escalationFailed(err error, c *challenge, s sent, status int) error {
+	var e *EscalationError
+	if errors.As(err, &e) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &EscalationError{Reason: c.reason, Challenge: c.oauth, Status: status,
+		msg: redact(err.Error(), s.tok), err: err}
 }
 
 // escalationRequest builds what the Escalator sees, and says why the

@@ -807,6 +807,35 @@ func TestPingPong401And403IsBounded(t *testing.T) {
 	assert.Equal(t, int32(3), w.hits.Load())
 }
 
+// A panic in an escalation's flight outside the Escalator, here in the
+// Logger's handler, ends the request with an *EscalationError too, which
+// CheckRetry knows not to retry, rather than with an untyped error (D-10).
+func TestEscalationFlightPanicIsEscalationError(t *testing.T) {
+	checkLeaks(t)
+	w := newWorld(t)
+	w.protect("/write", "files:write")
+	tap := newLogTap()
+	tap.on = func(r slog.Record) {
+		if r.Message == "stepup: escalation start" {
+			panic("log sink full")
+		}
+	}
+	esc := newEscalator(w)
+	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr.Logger = slog.New(tap)
+
+	_, err := w.get(&http.Client{Transport: tr}, "/write")
+
+	var ee *stepup.EscalationError
+	require.ErrorAs(t, err, &ee)
+	assert.False(t, ee.Declined())
+	assert.Equal(t, stepup.ReasonInsufficientScope, ee.Reason)
+	assert.Equal(t, http.StatusForbidden, ee.Status)
+	assert.Contains(t, err.Error(), "log sink full")
+	assert.Zero(t, esc.calls.Load())
+	assert.Equal(t, int32(1), w.hits.Load(), "sends")
+}
+
 // An Escalator that waits for a user who never comes does not hold the
 // caller: when its context ends, RoundTrip returns at once with the context's
 // error, and the Escalator's context ends too, so nothing is left running.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,6 +302,33 @@ func TestTokenSourceRefreshFuncPanics(t *testing.T) {
 	_, err = ts.Refresh(context.Background(), tok)
 	assert.ErrorContains(t, err, "panicked: boom with [REDACTED]")
 	assert.NotContains(t, err.Error(), secretMark)
+}
+
+// A RefreshFunc that ends its goroutine with runtime.Goexit does not leave
+// callers of Refresh waiting on its flight: they get an error, and the
+// next refresh runs afresh.
+func TestTokenSourceRefreshFuncGoexit(t *testing.T) {
+	checkLeaks(t)
+	tok := &oauth2.Token{AccessToken: "at", RefreshToken: "rt"}
+	var calls atomic.Int32
+	ts, err := stepup.NewTokenSource("https://api.example/mcp", tok, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+		if calls.Add(1) == 1 {
+			runtime.Goexit()
+		}
+		return &oauth2.Token{AccessToken: "at2"}, nil
+	}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	_, err = ts.Refresh(ctx, tok)
+
+	assert.ErrorContains(t, err, "Goexit")
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "Refresh waited for a flight that had ended")
+	got, err := ts.Refresh(ctx, tok)
+	require.NoError(t, err)
+	assert.Equal(t, "at2", got.AccessToken)
+	assert.Equal(t, int32(2), calls.Load())
 }
 
 // A TokenSource prints without its token.
