@@ -75,15 +75,16 @@ type fuzzEscalation struct {
 
 // Flags of FuzzTransport's input, one bit or field each.
 const (
-	fzToken        = 1 << iota // the source starts with a token
-	fzRefresh                  // it has a refresh token
-	fzDPoP                     // tokens are DPoP-bound
-	fzExpired                  // the first token has expired
-	fzRefreshFails             // the RefreshFunc fails
-	fzPost                     // the first request has a replayable body
-	fzCrossOrigin              // Transport.AllowCrossOriginMetadata
-	fzEscShift     = 8         // 2 bits: the Escalator returns a token, declines, fails or panics
-	fzReplayShift  = 10        // 2 bits: MaxReplays 0 (default), -1, 1 or 3
+	fzToken         = 1 << iota // the source starts with a token
+	fzRefresh                   // it has a refresh token
+	fzDPoP                      // tokens are DPoP-bound
+	fzExpired                   // the first token has expired
+	fzRefreshFails              // the RefreshFunc fails
+	fzPost                      // the first request has a replayable body
+	fzCrossOrigin               // Transport.AllowCrossOriginMetadata
+	fzEscalatedBare             // escalated tokens carry no refresh token
+	fzEscShift      = 8         // 2 bits: the Escalator returns a token, declines, fails or panics
+	fzReplayShift   = 10        // 2 bits: MaxReplays 0 (default), -1, 1 or 3
 )
 
 // Whatever a server answers — status, challenges, DPoP-Nonce, a Location
@@ -125,6 +126,10 @@ func FuzzTransport(f *testing.F) {
 		{301, "", "", "https://API.example./mcp", tok},
 		{303, "", "", "https://api.example@evil.example/", tok},
 		{307, "", "", "http://api.example/mcp", tok},
+		{401, `Bearer realm="x"`, "", "", tok | fzPost | fzEscalatedBare},
+		{401, "", "", "", tok | fzPost | fzEscalatedBare},
+		{403, `Bearer scope="a", scope="b", error="insufficient_scope"`, "", "", tok | fzPost},
+		{403, `Bearer error="insufficient_scope, scope="a"`, "", "", tok | fzPost},
 	} {
 		f.Add(s.status, s.header, s.nonce, s.loc, s.flags)
 	}
@@ -191,7 +196,9 @@ func FuzzTransport(f *testing.F) {
 				panic("consent page crashed")
 			}
 			tk := mint("escalated")
-			tk.RefreshToken = "rt2"
+			if flags&fzEscalatedBare == 0 {
+				tk.RefreshToken = "rt2"
+			}
 			return tk, nil
 		})
 		var nonces atomic.Int32
