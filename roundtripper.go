@@ -24,9 +24,9 @@ const (
 	DefaultExhaustedTTL = 10 * time.Minute
 )
 
-// maxDrain bounds how much of a challenge response is read before it is
-// closed for a replay: enough to reuse the connection for a typical error
-// body, never an unbounded read.
+// maxDrain is the longest challenge response body read before it is closed
+// for a replay: enough to reuse the connection after a typical error body,
+// never an unbounded read.
 const maxDrain = 64 << 10
 
 // DPoPNonceFunc receives the nonce a resource server demands in DPoP proofs
@@ -145,7 +145,8 @@ var errNoSource = errors.New("stepup: Transport.Source is nil")
 //
 // As any RoundTripper, it closes req.Body, even on errors; the caller closes
 // the body of the returned response. The bodies of challenge responses it
-// answers itself are drained (up to 64 KiB) and closed before the replay.
+// answers itself are closed before the replay, and read to their end first
+// only when they declare a length of at most 64 KiB.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ts := t.Source
 	if ts == nil {
@@ -425,7 +426,7 @@ func (rt *roundTrip) release(ctx context.Context, resp *http.Response) (io.ReadC
 			slog.String("why", "GetBody failed: "+err.Error()), slog.String("url", redactedURL(rt.req)))
 		return nil, false
 	}
-	drainClose(resp.Body)
+	drainClose(resp)
 	return body, true
 }
 
@@ -503,7 +504,7 @@ func (rt *roundTrip) refresh(ctx context.Context, resp *http.Response, c *challe
 			return body, ok, nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			drainClose(resp.Body)
+			closeBody(resp.Body) // the caller is gone: no connection to save
 			return nil, false, ctxErr
 		}
 		rt.failedGen = s.gen
@@ -841,12 +842,20 @@ func closeBody(b io.ReadCloser) {
 	}
 }
 
-// drainClose reads a bounded amount of b, so the connection can be reused,
-// and closes it.
-func drainClose(b io.ReadCloser) {
-	if b == nil {
+// drainClose closes the body of resp, a challenge response about to be
+// replayed. A body that declares a length of at most maxDrain is read to
+// its end first, so that its connection can carry the replay. Any other is
+// closed unread: reading a body of unknown length would wait on a server
+// that sends the headers and stalls the rest, holding the request for as
+// long as it likes, and an unread body costs only its connection (on
+// HTTP/2, its stream). A server that declares a short body and stalls it
+// still holds the request until its context ends.
+func drainClose(resp *http.Response) {
+	if resp.Body == nil {
 		return
 	}
-	_, _ = io.CopyN(io.Discard, b, maxDrain)
-	b.Close()
+	if resp.ContentLength >= 0 && resp.ContentLength <= maxDrain {
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain) // bounded even if the length lies
+	}
+	resp.Body.Close()
 }

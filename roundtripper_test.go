@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1061,6 +1063,81 @@ func TestPostBodyReplaysByteIdentical(t *testing.T) {
 			require.Len(t, bodies, 2)
 			assert.Equal(t, payload, bodies[0])
 			assert.Equal(t, payload, bodies[1], "the replayed body differs")
+		})
+	}
+}
+
+// Before a replay, the challenge's body is read to its end when it declares
+// a length of at most 64 KiB, so that the replay goes out on the same
+// connection; a body of unknown or greater length is closed unread, and the
+// replay takes a new connection (RoundTrip's doc, DESIGN §6).
+func TestChallengeBodyDrainedOnlyWhenShort(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		size      int
+		declared  bool // the 403 declares its length; else it is chunked
+		wantDrain bool
+	}{
+		{"declared 2 KiB", 2 << 10, true, true},
+		{"declared 64 KiB", 64 << 10, true, true},
+		{"declared 64 KiB + 1", 64<<10 + 1, true, false},
+		{"unknown length, 2 KiB", 2 << 10, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			w := newWorld(t)
+			w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
+				g, ok := w.check(rw, r)
+				if !ok {
+					return
+				}
+				if g.scopes.Contains("x") {
+					fmt.Fprint(rw, "ok")
+					return
+				}
+				rw.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="x"`)
+				if tc.declared {
+					rw.Header().Set("Content-Length", strconv.Itoa(tc.size))
+				}
+				rw.WriteHeader(http.StatusForbidden)
+				if !tc.declared {
+					rw.(http.Flusher).Flush() // the headers go before the body: chunked
+				}
+				_, _ = rw.Write(bytes.Repeat([]byte("e"), tc.size))
+			})
+			counter := &hostileBodyCounter{base: w.base}
+			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read")), Escalator: newEscalator(w)}
+			var mu sync.Mutex
+			var reused []bool // per send to the resource server
+			trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+				if info.Conn.RemoteAddr().String() == w.rs.Listener.Addr().String() {
+					mu.Lock()
+					reused = append(reused, info.Reused)
+					mu.Unlock()
+				}
+			}}
+			ctx, cancel := context.WithTimeout(httptrace.WithClientTrace(w.ctx(), trace), testTimeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.rs.URL+"/x", nil)
+			require.NoError(t, err)
+
+			resp, err := tr.RoundTrip(req)
+
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "ok", string(b))
+			bodies := counter.responses()
+			require.Len(t, bodies, 2, "sends")
+			assert.True(t, bodies[0].closed.Load(), "the 403 was not closed")
+			var wantRead int64
+			if tc.wantDrain {
+				wantRead = int64(tc.size)
+			}
+			assert.Equal(t, wantRead, bodies[0].read.Load(), "bytes of the 403 read by stepup")
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, []bool{false, tc.wantDrain}, reused, "connections reused by the two sends")
 		})
 	}
 }
