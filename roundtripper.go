@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 
@@ -153,7 +154,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req.Body)
 		return nil, errNoSource
 	}
-	if !ts.origin.matches(req.URL) {
+	if !ts.matchesOrigin(req.URL) {
 		// Another origin, as on a redirect hop: no token goes there, and
 		// its challenges are not ours to answer (R-MCP-18, D-9).
 		resp, err := t.base().RoundTrip(req)
@@ -210,7 +211,7 @@ func (t *Transport) event(ctx context.Context, level slog.Level, msg string, att
 type sent struct {
 	tok  *oauth2.Token // nil when none was attached
 	gen  uint64
-	auth string // Authorization header value, "" when none
+	auth []string // Authorization field value, nil when none; shared, read-only
 }
 
 // remedy is a challenge a request has remedied.
@@ -337,7 +338,7 @@ func (rt *roundTrip) current() sent {
 // caller's request is never modified (R-GO-1).
 func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
 	req := rt.req
-	if s.auth == "" && body == req.Body && !rt.ownGetBody {
+	if s.auth == nil && body == req.Body && !rt.ownGetBody {
 		return rt.t.base().RoundTrip(req)
 	}
 	r2 := new(http.Request)
@@ -346,12 +347,14 @@ func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
 	if rt.ownGetBody {
 		r2.GetBody = rt.getBody
 	}
-	if s.auth != "" {
-		h := req.Header.Clone()
+	if s.auth != nil {
+		// A new map, so the caller's never gains the token; its value
+		// slices are shared, since no RoundTripper may modify a request.
+		h := maps.Clone(req.Header)
 		if h == nil {
 			h = make(http.Header, 1)
 		}
-		h["Authorization"] = []string{s.auth}
+		h["Authorization"] = s.auth
 		r2.Header = h
 	}
 	return rt.t.base().RoundTrip(r2)

@@ -88,15 +88,18 @@ type TokenSource struct {
 	resource  string
 	origin    origin
 	originKey string // origin.String(), part of every challenge key
-	refresh   RefreshFunc
+	// hostport is the resource URL's Host in lower case: most request URLs
+	// spell it the same, which matchesOrigin checks before splitting ports.
+	hostport string
+	refresh  RefreshFunc
 
 	// mu guards the state below; it is never held across a network call.
 	// Token and scopes are what a store shared across processes would hold;
 	// the generation only orders the tokens this process has seen.
 	mu        sync.Mutex
 	tok       *oauth2.Token
-	gen       uint64 // counts installs; 0 before the first
-	auth      string // Authorization header value for tok, built once per generation
+	gen       uint64   // counts installs; 0 before the first
+	auth      []string // Authorization field value for tok, built once per generation; shared, read-only
 	requested Scopes
 	granted   Scopes
 
@@ -130,7 +133,7 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 	if o.scheme == "http" && !isLoopbackHost(o.host) {
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
-	s := &TokenSource{resource: resource, origin: o, originKey: o.String()}
+	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host)}
 	s.refreshes.detachedFor = refreshTimeout
 	for _, opt := range opts {
 		opt(s)
@@ -226,7 +229,7 @@ func (s *TokenSource) LogValue() slog.Value {
 
 // current returns the current token, its generation and the Authorization
 // header value for it.
-func (s *TokenSource) current() (*oauth2.Token, uint64, string) {
+func (s *TokenSource) current() (*oauth2.Token, uint64, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tok, s.gen, s.auth
@@ -256,11 +259,11 @@ func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes) uint64 
 	s.gen++
 	s.requested = slices.Clone(requested)
 	if tok == nil || tok.AccessToken == "" {
-		s.tok, s.auth, s.granted = nil, "", nil
+		s.tok, s.auth, s.granted = nil, nil, nil
 		return s.gen
 	}
 	s.tok = tok
-	s.auth = tok.Type() + " " + tok.AccessToken
+	s.auth = []string{tok.Type() + " " + tok.AccessToken}
 	s.granted = grantedScopes(tok, s.requested)
 	return s.gen
 }
@@ -475,4 +478,14 @@ func isLoopbackHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.Unmap().IsLoopback()
+}
+
+// matchesOrigin reports whether u has the source's origin. A URL spelled as
+// the resource's, the common case, is matched without splitting host and
+// port.
+func (s *TokenSource) matchesOrigin(u *url.URL) bool {
+	if u != nil && u.Host == s.hostport && u.Scheme == s.origin.scheme {
+		return true
+	}
+	return s.origin.matches(u)
 }
