@@ -1965,23 +1965,7 @@ func TestHotPathAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	// The responder's response, the request copy, the header map and its
-	// values, the Authorization value slice.
-	assert.LessOrEqual(t, allocs, 6.0)
-}
-
-func BenchmarkRoundTripNoChallenge(b *testing.B) {
-	ts, err := stepup.NewTokenSource("https://api.example/mcp", &oauth2.Token{AccessToken: "at-" + secretMark})
-	require.NoError(b, err)
-	base := &staticResponder{resp: http.Response{StatusCode: http.StatusOK, Body: http.NoBody}}
-	tr := &stepup.Transport{Base: base, Source: ts}
-	req, _ := http.NewRequest(http.MethodGet, "https://api.example/mcp", nil)
-	req.Header.Set("Accept", "application/json")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := tr.RoundTrip(req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	// The responder's response, the request copy and the header map (two
+	// allocations); header values and the Authorization field are shared.
+	assert.LessOrEqual(t, allocs, 4.0)
 }

@@ -137,29 +137,6 @@ parse_table() {
 	}' "$1"
 }
 
-# generic_table TITLE MEDIANS: every benchmark in MEDIANS, one row each, one
-# column per unit (custom metrics included).
-generic_table() {
-	echo "## $1"
-	echo
-	awk -F'\t' '
-	{
-		if (!($1 in seen)) { seen[$1] = 1; names[++nn] = $1 }
-		if (!($2 in seenU)) { seenU[$2] = 1; units[++nu] = $2 }
-		v[$1, $2] = $3
-	}
-	END {
-		line = "| benchmark |"; sep = "|---|"
-		for (u = 1; u <= nu; u++) { line = line " " units[u] " |"; sep = sep "---:|" }
-		print line; print sep
-		for (n = 1; n <= nn; n++) {
-			line = "| " names[n] " |"
-			for (u = 1; u <= nu; u++) line = line " " (((names[n], units[u]) in v) ? sprintf("%g", v[names[n], units[u]]) : "") " |"
-			print line
-		}
-	}' "$2"
-}
-
 # pkgs_defining FUNC: the package directories (./relative) whose tests define
 # func FUNC, in either module.
 pkgs_defining() {
