@@ -110,7 +110,7 @@ func newAuthServer(t *testing.T) *authServer {
 
 func (a *authServer) mint(kind string) string {
 	a.seq++
-	return fmt.Sprintf("%s-%d-%s-%08x", kind, a.seq, secretMark, a.seq*2654435761)
+	return fmt.Sprintf("%s-%d-%s-%08x", kind, a.seq, secretMark, uint32(a.seq)*2654435761)
 }
 
 // issue mints a token as if an earlier login had granted scopes.
