@@ -414,11 +414,11 @@ func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, e
 		}
 		b = append(b, "resource="+url.QueryEscape(t.resource)...)
 	}
-	r2 := req.Clone(req.Context())
-	r2.Body = io.NopCloser(strings.NewReader(string(b)))
-	r2.ContentLength = int64(len(b))
 	body := string(b)
+	r2 := req.Clone(req.Context())
 	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	r2.Body, _ = r2.GetBody()
+	r2.ContentLength = int64(len(body))
 	return base.RoundTrip(r2)
 }
 
