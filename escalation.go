@@ -110,25 +110,51 @@ func (s Scopes) sortedKey() string {
 // typically runs an authorization code flow with PKCE and asks the user to
 // consent.
 //
-// The [Transport] calls Escalate at most once for concurrent requests that
-// hit the same challenge with the same token, and installs the token it
-// returns in its [TokenSource]: return a token whose Extra("scope") is the
-// token response's scope, as x/oauth2 does, so that the granted scopes are
-// known. Return an error that wraps [ErrDeclined] when the user or the
+// The [TokenSource] runs one escalation at a time for its resource, so a
+// person sees one consent prompt at a time, and concurrent requests that hit
+// the same challenge share it. The [Grant] returned is installed in the
+// source. Return an error that wraps [ErrDeclined] when the user or the
 // authorization server refused (access_denied, RFC 9470
-// unmet_authentication_requirements): the Transport then does not ask again
-// for the same challenge for a while. ctx ends when no request waits for the
-// result any more.
+// unmet_authentication_requirements): the challenge is then not escalated
+// again for a while. ctx keeps the values of the context of the request
+// that started the escalation, but not its cancellation: see
+// [Transport.EscalationTimeout].
 type Escalator interface {
-	Escalate(ctx context.Context, req *EscalationRequest) (*oauth2.Token, error)
+	Escalate(ctx context.Context, req *EscalationRequest) (*Grant, error)
 }
 
 // EscalatorFunc adapts a function to an [Escalator].
-type EscalatorFunc func(ctx context.Context, req *EscalationRequest) (*oauth2.Token, error)
+type EscalatorFunc func(ctx context.Context, req *EscalationRequest) (*Grant, error)
 
 // Escalate calls f(ctx, req).
-func (f EscalatorFunc) Escalate(ctx context.Context, req *EscalationRequest) (*oauth2.Token, error) {
+func (f EscalatorFunc) Escalate(ctx context.Context, req *EscalationRequest) (*Grant, error) {
 	return f(ctx, req)
+}
+
+// Grant is what an [Escalator] obtained: a token and what the source needs
+// to know about it.
+type Grant struct {
+	// Token is the new token, with an access token. Its Extra("scope"),
+	// set by x/oauth2 from the token response's scope, is the granted
+	// scope; when absent, the scope requested is taken as granted
+	// (RFC 6749 §5.1).
+	Token *oauth2.Token
+
+	// Scopes is the scope the authorization request asked for. Nil means
+	// [EscalationRequest.Scopes]; set it when the Escalator chose the
+	// scope itself, as when the request named none and it took the
+	// resource's scopes_supported (RFC 9728 §2).
+	Scopes Scopes
+
+	// Refresh, when not nil, is how the source refreshes this token and
+	// its successors from now on: set it when the client that can redeem
+	// the refresh token was only learnt during the escalation, as with
+	// dynamic client registration (RFC 7591). Nil keeps the source's.
+	Refresh RefreshFunc
+
+	// Issuer is the issuer identifier (RFC 8414 §2) of the authorization
+	// server that issued Token, when known.
+	Issuer string
 }
 
 // Reason says why an [Escalator] is asked for a new authorization.

@@ -71,9 +71,9 @@ func ExampleTransport_escalator() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		fmt.Printf("escalating (%s): requesting %q\n", req.Reason, req.Scopes)
-		return &oauth2.Token{AccessToken: "write-token"}, nil
+		return &stepup.Grant{Token: &oauth2.Token{AccessToken: "write-token"}}, nil
 	})
 	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
 
@@ -103,7 +103,7 @@ func ExampleCheckRetry() {
 		log.Fatal(err)
 	}
 	asked := 0
-	decline := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	decline := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		asked++
 		return nil, fmt.Errorf("the user closed the consent page: %w", stepup.ErrDeclined)
 	})

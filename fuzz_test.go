@@ -172,7 +172,7 @@ func FuzzTransport(f *testing.F) {
 			}
 		}
 		var refreshes atomic.Int32
-		ts, err := stepup.NewTokenSource(fuzzResource, first, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+		ts, err := stepup.NewTokenSource(fuzzResource, first, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token, string) (*oauth2.Token, error) {
 			refreshes.Add(1)
 			if flags&fzRefreshFails != 0 {
 				return nil, errors.New("invalid_grant")
@@ -183,7 +183,7 @@ func FuzzTransport(f *testing.F) {
 
 		var escMu sync.Mutex
 		var escalations []fuzzEscalation
-		escalator := stepup.EscalatorFunc(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+		escalator := tokenEscalator(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 			escMu.Lock()
 			escalations = append(escalations, fuzzEscalation{key: escalationKey(req), req: req})
 			escMu.Unlock()
@@ -404,7 +404,7 @@ func FuzzResourceMetadata(f *testing.F) {
 		}}
 		var seen []string
 		tr := &stepup.Transport{Base: srv, Source: ts, AllowCrossOriginMetadata: crossOrigin,
-			Escalator: stepup.EscalatorFunc(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+			Escalator: tokenEscalator(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 				seen = append(seen, req.ResourceMetadata)
 				return nil, stepup.ErrDeclined
 			})}

@@ -237,7 +237,7 @@ func TestHostileHugeChallengeHeaderIgnored(t *testing.T) {
 			ts, err := stepup.NewTokenSource("https://api.example/mcp", &oauth2.Token{AccessToken: "at"})
 			require.NoError(t, err)
 			base := &hostileStatic{status: http.StatusForbidden, header: http.Header{"Www-Authenticate": lines}}
-			esc := stepup.EscalatorFunc(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
+			esc := tokenEscalator(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
 				t.Error("Escalator called")
 				return nil, stepup.ErrDeclined
 			})
@@ -385,7 +385,7 @@ type metadataRecorder struct {
 	received []string // EscalationRequest.Challenge.ResourceMetadata
 }
 
-func (m *metadataRecorder) Escalate(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+func (m *metadataRecorder) Escalate(_ context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seen = append(m.seen, req.ResourceMetadata)
@@ -767,7 +767,7 @@ func TestHostileEscalatorPanics(t *testing.T) {
 			w := newWorld(t)
 			w.protect("/write", "files:write")
 			var calls atomic.Int32
-			esc := stepup.EscalatorFunc(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+			esc := tokenEscalator(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 				calls.Add(1)
 				tc.boom(req.RejectedToken.AccessToken)
 				return nil, nil
@@ -801,7 +801,7 @@ func TestHostileEscalatorGoexit(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	exited := make(chan struct{})
-	esc := stepup.EscalatorFunc(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
+	esc := tokenEscalator(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
 		defer close(exited)
 		runtime.Goexit()
 		return nil, nil
@@ -866,10 +866,10 @@ func testEscalatorDiesWithWaiters(t *testing.T, die func(), want string) {
 	var calls atomic.Int32
 	var healthy atomic.Bool
 	login := newEscalator(w)
-	esc := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	esc := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		calls.Add(1)
 		if healthy.Load() {
-			return login.Escalate(ctx, req)
+			return login.escalate(ctx, req)
 		}
 		select {
 		case <-all: // every request waits for this call

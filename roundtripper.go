@@ -313,7 +313,7 @@ func (rt *roundTrip) body() (io.ReadCloser, error) {
 // goes out anyway and the resource's answer decides.
 func (rt *roundTrip) sendable(ctx context.Context) (sent, error) {
 	tok, gen, auth := rt.ts.current()
-	if tok == nil || tok.RefreshToken == "" || rt.ts.refresh == nil || tok.Valid() {
+	if tok == nil || tok.RefreshToken == "" || !rt.ts.canRefresh() || tok.Valid() {
 		return sent{tok, gen, auth}, nil
 	}
 	if _, err := rt.ts.refreshGen(ctx, gen); err != nil {
@@ -496,7 +496,7 @@ func (rt *roundTrip) refresh(ctx context.Context, resp *http.Response, c *challe
 	if body, ok := rt.replayNewer(ctx, resp, c, s); ok {
 		return body, true, nil
 	}
-	if s.tok != nil && s.tok.RefreshToken != "" && rt.ts.refresh != nil && rt.failedGen != s.gen {
+	if s.tok != nil && s.tok.RefreshToken != "" && rt.ts.canRefresh() && rt.failedGen != s.gen {
 		_, err := rt.ts.refreshGen(ctx, s.gen)
 		if err == nil {
 			rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.req)...)
@@ -605,9 +605,14 @@ func (t *Transport) runEscalation(ctx context.Context, c *challenge, s sent, er 
 		return nil // a newer token arrived while this flight started
 	}
 	t.event(ctx, slog.LevelInfo, "stepup: escalation start", slog.Any("request", er))
-	tok, err := callEscalator(ctx, t.Escalator, er)
-	if err == nil && (tok == nil || tok.AccessToken == "") {
-		err = errors.New("the Escalator returned no access token")
+	g, err := callEscalator(ctx, t.Escalator, er)
+	var tok *oauth2.Token
+	if err == nil {
+		if g == nil || g.Token == nil || g.Token.AccessToken == "" {
+			err = errors.New("the Escalator returned no access token")
+		} else {
+			tok = g.Token
+		}
 	}
 	if err != nil {
 		e := &EscalationError{Reason: er.Reason, Challenge: er.Challenge, Status: status,
@@ -621,7 +626,14 @@ func (t *Transport) runEscalation(ctx context.Context, c *challenge, s sent, er 
 			slog.String("outcome", outcome), slog.String("reason", er.Reason.String()), slog.String("error", e.Error()))
 		return e
 	}
-	gen := ts.install(tok, er.Scopes)
+	requested := er.Scopes
+	if g.Scopes != nil {
+		requested = g.Scopes
+	}
+	if g.Refresh != nil {
+		ts.SetRefreshFunc(g.Refresh)
+	}
+	gen := ts.install(tok, requested)
 	_, granted := ts.Scopes()
 	t.guard.escalated(c.key, gen, granted.sortedKey(), time.Now())
 	t.event(ctx, slog.LevelInfo, "stepup: escalation end",
@@ -630,10 +642,10 @@ func (t *Transport) runEscalation(ctx context.Context, c *challenge, s sent, er 
 }
 
 // callEscalator calls e, turning a panic into an error.
-func callEscalator(ctx context.Context, e Escalator, er *EscalationRequest) (tok *oauth2.Token, err error) {
+func callEscalator(ctx context.Context, e Escalator, er *EscalationRequest) (g *Grant, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			tok, err = nil, fmt.Errorf("the Escalator panicked: %v", r)
+			g, err = nil, fmt.Errorf("the Escalator panicked: %v", r)
 		}
 	}()
 	return e.Escalate(ctx, er)

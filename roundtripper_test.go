@@ -458,7 +458,15 @@ type escalator struct {
 
 func newEscalator(w *world) *escalator { return &escalator{w: w} }
 
-func (e *escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+func (e *escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
+	tok, err := e.escalate(ctx, req)
+	if tok == nil {
+		return nil, err
+	}
+	return &stepup.Grant{Token: tok}, err
+}
+
+func (e *escalator) escalate(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 	e.calls.Add(1)
 	e.mu.Lock()
 	e.reqs = append(e.reqs, req)
@@ -487,6 +495,17 @@ func (e *escalator) requests() []*stepup.EscalationRequest {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]*stepup.EscalationRequest(nil), e.reqs...)
+}
+
+// tokenEscalator adapts an Escalator body that returns a bare token.
+func tokenEscalator(f func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error)) stepup.EscalatorFunc {
+	return func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
+		tok, err := f(ctx, req)
+		if tok == nil {
+			return nil, err
+		}
+		return &stepup.Grant{Token: tok}, err
+	}
 }
 
 // logTap is a log/slog handler that keeps the text of every record and can
@@ -1730,7 +1749,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	w.as.failRefresh.Store(true)
 	w.as.echoOnFailure.Store(true) // the token endpoint's error names the refresh token
 	tap := newLogTap()
-	leaky := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	leaky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		return nil, fmt.Errorf("login failed for %s (refresh %s)", req.RejectedToken.AccessToken, req.RejectedToken.RefreshToken)
 	})
 	tr := w.transport(w.source(tok), leaky)
@@ -1749,7 +1768,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	assert.Contains(t, tap.String(), "stepup: refresh failed")
 	assert.Contains(t, tap.String(), "stepup: escalation end")
 
-	panicky := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	panicky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		panic("cannot use " + req.RejectedToken.AccessToken)
 	})
 	tr2 := w.transport(w.source(w.as.issue(true, "files:read")), panicky)
@@ -1772,7 +1791,7 @@ func TestEscalationRequestPrintsWithoutToken(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	var seen *stepup.EscalationRequest
-	esc := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	esc := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		seen = req
 		return nil, stepup.ErrDeclined
 	})

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -28,16 +26,6 @@ var (
 	ErrNoRefreshToken = errors.New("stepup: no refresh token")
 )
 
-// RefreshFunc redeems the refresh token of t at the authorization server
-// (RFC 6749 §6) and returns the new token. It must not widen the scope: a
-// refresh can never grant a scope the resource owner has not granted, so
-// stepup never asks one to.
-//
-// A [TokenSource] calls it with the current token, one call at a time per
-// token, and keeps t's refresh token when the returned token omits one. The
-// returned token is not modified afterwards.
-type RefreshFunc func(ctx context.Context, t *oauth2.Token) (*oauth2.Token, error)
-
 // TokenSourceOption configures a [TokenSource] made by [NewTokenSource].
 type TokenSourceOption func(*TokenSource)
 
@@ -53,7 +41,7 @@ func WithOAuth2Config(c *oauth2.Config) TokenSourceOption {
 			s.refresh = nil
 			return
 		}
-		s.refresh = configRefresh(c, s.resource)
+		s.refresh = RefreshWithConfig(c)
 		if s.requested == nil && len(c.Scopes) > 0 {
 			s.requested = Scopes(nil).Union(c.Scopes)
 		}
@@ -201,6 +189,22 @@ func (s *TokenSource) Set(tok *oauth2.Token, requested Scopes) {
 	s.install(tok, requested)
 }
 
+// SetRefreshFunc makes the source refresh with f from now on; nil turns
+// refreshing off. Use it when how to refresh is learnt after the source was
+// made, as when the client was registered during the first authorization;
+// an [Escalator] can say it in [Grant.Refresh] instead.
+func (s *TokenSource) SetRefreshFunc(f RefreshFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refresh = f
+}
+
+func (s *TokenSource) canRefresh() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refresh != nil
+}
+
 // Scopes returns the scopes the current token was requested with and those
 // granted.
 func (s *TokenSource) Scopes() (requested, granted Scopes) {
@@ -286,10 +290,13 @@ func (s *TokenSource) doRefresh(ctx context.Context, rejected uint64) error {
 	if gen != rejected && tok != nil {
 		return nil // someone already installed a newer token
 	}
-	if tok == nil || tok.RefreshToken == "" || s.refresh == nil {
+	s.mu.Lock()
+	refresh := s.refresh
+	s.mu.Unlock()
+	if tok == nil || tok.RefreshToken == "" || refresh == nil {
 		return ErrNoRefreshToken
 	}
-	nt, err := callRefresh(ctx, s.refresh, tok)
+	nt, err := callRefresh(ctx, refresh, tok, s.resource)
 	if err != nil {
 		return redactError(fmt.Errorf("stepup: refresh for %s: %w", s.origin, err), tok)
 	}
@@ -322,13 +329,13 @@ func (s *TokenSource) doRefresh(ctx context.Context, rejected uint64) error {
 
 // callRefresh calls f, turning a panic into an error that redactError can
 // clean: a panic value is as likely as an error to hold the token.
-func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token) (nt *oauth2.Token, err error) {
+func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token, resource string) (nt *oauth2.Token, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			nt, err = nil, fmt.Errorf("the RefreshFunc panicked: %v", r)
 		}
 	}()
-	return f(ctx, tok)
+	return f(ctx, tok, resource)
 }
 
 // grantedScopes returns the scope of a token response, or requested when the
@@ -355,71 +362,6 @@ func scopeExtra(tok *oauth2.Token) (Scopes, bool) {
 		return nil, false
 	}
 	return g, true
-}
-
-// configRefresh refreshes through c, sending resource as the RFC 8707
-// resource parameter.
-func configRefresh(c *oauth2.Config, resource string) RefreshFunc {
-	return func(ctx context.Context, t *oauth2.Token) (*oauth2.Token, error) {
-		expired := *t
-		expired.Expiry = time.Unix(1, 0) // past, so the source refreshes at once
-		return c.TokenSource(withResourceParam(ctx, resource), &expired).Token()
-	}
-}
-
-// withResourceParam returns a context whose oauth2.HTTPClient adds the
-// resource parameter to token requests: x/oauth2 has no option for extra
-// parameters on a refresh.
-func withResourceParam(ctx context.Context, resource string) context.Context {
-	base := http.DefaultClient
-	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
-		base = hc
-	}
-	c := *base
-	c.Transport = &resourceParamTransport{base: base.Transport, resource: resource}
-	return context.WithValue(ctx, oauth2.HTTPClient, &c)
-}
-
-// maxTokenRequestBody bounds the token request body resourceParamTransport
-// reads; x/oauth2's refresh requests are a few hundred bytes.
-const maxTokenRequestBody = 64 << 10
-
-type resourceParamTransport struct {
-	base     http.RoundTripper
-	resource string
-}
-
-// RoundTrip adds the resource parameter to a token request's form body
-// unless it has one.
-func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	if req.Body == nil || req.Method != http.MethodPost {
-		return base.RoundTrip(req)
-	}
-	b, err := io.ReadAll(io.LimitReader(req.Body, maxTokenRequestBody+1))
-	req.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("stepup: reading token request: %w", err)
-	}
-	if len(b) > maxTokenRequestBody {
-		return nil, errors.New("stepup: token request body over 64 KiB")
-	}
-	form, err := url.ParseQuery(string(b))
-	if err == nil && !form.Has("resource") {
-		if len(b) > 0 {
-			b = append(b, '&')
-		}
-		b = append(b, "resource="+url.QueryEscape(t.resource)...)
-	}
-	body := string(b)
-	r2 := req.Clone(req.Context())
-	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
-	r2.Body, _ = r2.GetBody()
-	r2.ContentLength = int64(len(body))
-	return base.RoundTrip(r2)
 }
 
 // origin is the scheme, host and port of a URL (RFC 6454), the unit tokens

@@ -215,7 +215,7 @@ func TestTokenSourceGrantedScopes(t *testing.T) {
 // response without scope keeps the grant as it was.
 func TestTokenSourceRefreshKeepsOrUpdatesGrantedScopes(t *testing.T) {
 	calls := 0
-	refresh := func(ctx context.Context, t *oauth2.Token) (*oauth2.Token, error) {
+	refresh := func(ctx context.Context, t *oauth2.Token, _ string) (*oauth2.Token, error) {
 		calls++
 		if calls == 1 {
 			return &oauth2.Token{AccessToken: "at-2", RefreshToken: "rt-2"}, nil
@@ -284,7 +284,7 @@ func TestTokenSourceRefreshErrorIsRedacted(t *testing.T) {
 	assert.NotContains(t, fmt.Sprintf("%+v", err), secretMark)
 	assert.Contains(t, err.Error(), "[REDACTED]")
 
-	bad := stepup.WithRefreshFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) { return nil, nil })
+	bad := stepup.WithRefreshFunc(func(context.Context, *oauth2.Token, string) (*oauth2.Token, error) { return nil, nil })
 	ts2, err := stepup.NewTokenSource(w.resource(), tok, bad)
 	require.NoError(t, err)
 	_, err = ts2.Refresh(w.ctx(), tok)
@@ -295,7 +295,7 @@ func TestTokenSourceRefreshErrorIsRedacted(t *testing.T) {
 func TestTokenSourceRefreshFuncPanics(t *testing.T) {
 	checkLeaks(t)
 	tok := &oauth2.Token{AccessToken: "at-" + secretMark, RefreshToken: "rt-" + secretMark}
-	ts, err := stepup.NewTokenSource("https://api.example/mcp", tok, stepup.WithRefreshFunc(func(_ context.Context, t *oauth2.Token) (*oauth2.Token, error) {
+	ts, err := stepup.NewTokenSource("https://api.example/mcp", tok, stepup.WithRefreshFunc(func(_ context.Context, t *oauth2.Token, _ string) (*oauth2.Token, error) {
 		panic(errors.New("boom with " + t.RefreshToken))
 	}))
 	require.NoError(t, err)
@@ -311,7 +311,7 @@ func TestTokenSourceRefreshFuncGoexit(t *testing.T) {
 	checkLeaks(t)
 	tok := &oauth2.Token{AccessToken: "at", RefreshToken: "rt"}
 	var calls atomic.Int32
-	ts, err := stepup.NewTokenSource("https://api.example/mcp", tok, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+	ts, err := stepup.NewTokenSource("https://api.example/mcp", tok, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token, string) (*oauth2.Token, error) {
 		if calls.Add(1) == 1 {
 			runtime.Goexit()
 		}

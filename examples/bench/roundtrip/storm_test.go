@@ -194,18 +194,18 @@ func (r *stormRig) storm(tb testing.TB) stormResult {
 	client := &http.Client{Transport: &stepup.Transport{
 		Base:   &gatingBase{base: r.base, gate: gate},
 		Source: ts,
-		Escalator: stepup.EscalatorFunc(func(ctx context.Context, er *stepup.EscalationRequest) (*oauth2.Token, error) {
+		Escalator: stepup.EscalatorFunc(func(ctx context.Context, er *stepup.EscalationRequest) (*stepup.Grant, error) {
 			e := r.escalations.Add(1)
 			select {
 			case <-gate:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			return &oauth2.Token{
+			return &stepup.Grant{Token: &oauth2.Token{
 				AccessToken: fmt.Sprintf("escalated-%d", e),
 				TokenType:   "Bearer",
 				Expiry:      time.Now().Add(time.Hour),
-			}, nil
+			}}, nil
 		}),
 	}}
 

@@ -62,12 +62,12 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		// A real Escalator runs an authorization code flow with PKCE and
 		// asks the user to consent; this one consents at once.
 		fmt.Fprintf(out, "Escalator: %s, asking for %q (challenged %q), metadata %s\n",
 			req.Reason, req.Scopes, req.ChallengedScopes, req.ResourceMetadata)
-		return &oauth2.Token{AccessToken: "write-token", RefreshToken: "refresh-2"}, nil
+		return &stepup.Grant{Token: &oauth2.Token{AccessToken: "write-token", RefreshToken: "refresh-2"}}, nil
 	})
 	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
 
