@@ -8,6 +8,7 @@ package stepup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -85,6 +86,10 @@ const (
 	fzEscalatedBare             // escalated tokens carry no refresh token
 	fzEscShift      = 8         // 2 bits: the Escalator returns a token, declines, fails or panics
 	fzReplayShift   = 10        // 2 bits: MaxReplays 0 (default), -1, 1 or 3
+	// fzRefreshDown makes a failing RefreshFunc fail for now (the token
+	// endpoint is down) rather than refuse the refresh token
+	// (invalid_grant).
+	fzRefreshDown = 1 << 12
 )
 
 // Whatever a server answers — status, challenges, DPoP-Nonce, a Location
@@ -94,11 +99,11 @@ const (
 // Escalator calls and never two for the same challenge and reason (DESIGN
 // §3), at most one refresh per challenge plus one for an expired token
 // (D-2), and at most one remedy in all, since the response never changes
-// (R-9110-16); none of it for a response from another origin (D-9); the
-// token only on requests to the resource's origin (R-MCP-18, DESIGN §5);
-// the caller's request unchanged (R-GO-1); a replayed body byte-identical
-// (R-GO-3); and either the server's response, status, header and body
-// untouched, or an *EscalationError (D-10, R-GO-2). What reaches the
+// (RFC 9110 §15.5.2); none of it for a response from another origin; the
+// token only on requests to the resource's origin (RFC 6750 §5.3); the
+// caller's request unchanged (the RoundTripper contract); a replayed body
+// byte-identical; and either the server's response, status, header and
+// body untouched, or a *ChallengeError naming the status. What reaches the
 // Escalator is checked as in FuzzResourceMetadata.
 func FuzzTransport(f *testing.F) {
 	const tok = fzToken | fzRefresh
@@ -113,6 +118,8 @@ func FuzzTransport(f *testing.F) {
 		{403, `Bearer scope="a"`, "", "", tok | fzPost},
 		{401, `Bearer error="invalid_token"`, "", "", tok},
 		{401, `Bearer error="invalid_token"`, "", "", tok | fzRefreshFails | fzExpired},
+		{401, `Bearer error="invalid_token"`, "", "", tok | fzRefreshFails | fzRefreshDown},
+		{401, `Bearer error="invalid_token"`, "", "", tok | fzRefreshFails | fzRefreshDown | fzExpired},
 		{401, "", "", "", fzToken},
 		{401, `DPoP error="use_dpop_nonce", algs="ES256"`, "n-1", "", tok | fzDPoP},
 		{401, `Bearer realm="x", DPoP error="use_dpop_nonce"`, "n-1", "", fzToken | fzDPoP | 3<<fzReplayShift},
@@ -174,8 +181,11 @@ func FuzzTransport(f *testing.F) {
 		var refreshes atomic.Int32
 		ts, err := stepup.NewTokenSource(fuzzResource, first, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token, string) (*oauth2.Token, error) {
 			refreshes.Add(1)
-			if flags&fzRefreshFails != 0 {
-				return nil, errors.New("invalid_grant")
+			switch {
+			case flags&fzRefreshFails != 0 && flags&fzRefreshDown != 0:
+				return nil, errors.New("token endpoint: 503 Service Unavailable")
+			case flags&fzRefreshFails != 0:
+				return nil, fmt.Errorf("token endpoint: %w", stepup.ErrInvalidGrant)
 			}
 			return mint("refreshed"), nil
 		}))
@@ -290,9 +300,18 @@ func FuzzTransport(f *testing.F) {
 			}
 
 			if err != nil {
-				var ee *stepup.EscalationError
+				var ee *stepup.ChallengeError
 				require.ErrorAs(t, err, &ee, "an error that is not the documented one")
-				require.NotZero(t, flags>>fzEscShift&3, "an escalation that succeeded failed the request")
+				if flags>>fzEscShift&3 == 0 {
+					// Escalations succeed: the error is the guard's, or
+					// the refresh's, never a remedy failing unasked.
+					ok := false
+					for _, sentinel := range []error{stepup.ErrExhausted, stepup.ErrReplayLimit, stepup.ErrRefreshFailed, stepup.ErrInvalidGrant} {
+						ok = ok || errors.Is(err, sentinel)
+					}
+					require.True(t, ok, "an escalation that succeeded failed the request: %v", err)
+				}
+				assert.Equal(t, status, ee.Status)
 				return
 			}
 			assert.Equal(t, status, resp.StatusCode)
@@ -413,7 +432,7 @@ func FuzzResourceMetadata(f *testing.F) {
 
 		_, err = tr.RoundTrip(req)
 
-		var ee *stepup.EscalationError
+		var ee *stepup.ChallengeError
 		require.ErrorAs(t, err, &ee)
 		require.Len(t, seen, 1, "the challenge is valid whatever its resource_metadata")
 		if seen[0] != "" {

@@ -38,8 +38,8 @@ import (
 // A server that names a new scope in every 403 insufficient_scope makes
 // each challenge a new one, so only the replay cap stops a request: exactly
 // MaxReplays escalations and MaxReplays+1 sends per request, request after
-// request, and never a refresh, which cannot widen scope (R-MCP-5, DESIGN
-// §3 replay cap, D-3). The last 403 comes back with its body.
+// request, and never a refresh, which cannot widen scope (RFC 6749 §6).
+// Each request fails with ErrReplayLimit, naming the last 403's challenge.
 func TestHostileEndless403NewScopeEachTime(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
@@ -55,23 +55,22 @@ func TestHostileEndless403NewScopeEachTime(t *testing.T) {
 
 	const requests = 10
 	for i := int32(1); i <= requests; i++ {
-		status, body := w.mustGet(c, "/x")
-		require.Equal(t, http.StatusForbidden, status)
-		require.Equal(t, "challenge 403", body)
+		ce := w.mustStop(c, "/x", stepup.ErrReplayLimit)
+		require.Equal(t, http.StatusForbidden, ce.Status)
+		require.Equal(t, stepup.Scopes{fmt.Sprint("s", seq.Load())}, ce.Challenge.Scope)
 		require.Equal(t, i*stepup.DefaultMaxReplays, esc.calls.Load(), "Escalator calls after request %d", i)
 		require.Equal(t, i*(stepup.DefaultMaxReplays+1), w.hits.Load(), "sends after request %d", i)
 	}
 
 	// A higher cap is the bound then, not the guard.
 	tr.MaxReplays = 8
-	status, _ := w.mustGet(c, "/x")
-	assert.Equal(t, http.StatusForbidden, status)
+	w.mustStop(c, "/x", stepup.ErrReplayLimit)
 	assert.Equal(t, int32(requests*stepup.DefaultMaxReplays+8), esc.calls.Load())
 	assert.Equal(t, int32(requests*(stepup.DefaultMaxReplays+1)+9), w.hits.Load())
-	assert.Zero(t, w.as.refreshHits.Load(), "a refresh reached the token endpoint") // D-3
+	assert.Zero(t, w.as.refreshHits.Load(), "a refresh reached the token endpoint")
 
-	// Each escalation asks for everything asked before plus the new scope
-	// (R-MCP-4): the set grows by one per escalation the server provokes.
+	// Each escalation asks for everything asked before plus the new scope:
+	// the set grows by one per escalation the server provokes.
 	for k, er := range esc.requests() {
 		assert.Equal(t, stepup.ReasonInsufficientScope, er.Reason)
 		require.Len(t, er.ChallengedScopes, 1)
@@ -85,10 +84,10 @@ func TestHostileEndless403NewScopeEachTime(t *testing.T) {
 // A server that alternates 401 invalid_token and 403 insufficient_scope
 // whatever token it gets cannot make the per-challenge guard loop; replays
 // are raised to 10 so that only the guard can stop it. Per request: at most
-// one refresh (D-2, R-9110-16), one escalation (D-3) and three sends. Across
-// requests: one escalation in the whole run, since the 403 came back after
-// its escalation and is exhausted (DESIGN §3, R-MCP-5); and a rotated
-// refresh token is never redeemed twice (R-6749-6).
+// one refresh, one escalation and three sends, and a typed error at the
+// end (ErrExhausted). Across requests: one escalation in the whole run,
+// since the 403 came back after its escalation and is exhausted; and a
+// rotated refresh token is never redeemed twice (OAuth 2.1 §4.3.1).
 func TestHostilePingPong401And403ManyRequests(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
@@ -108,9 +107,8 @@ func TestHostilePingPong401And403ManyRequests(t *testing.T) {
 	const requests = 20
 	for i := range requests {
 		hits, refreshes, escalations := w.hits.Load(), w.as.refreshHits.Load(), esc.calls.Load()
-		status, body := w.mustGet(c, "/x")
-		require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, status)
-		require.Equal(t, fmt.Sprintf("challenge %d", status), body)
+		ce := w.mustStop(c, "/x", stepup.ErrExhausted)
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, ce.Status)
 		require.LessOrEqual(t, w.hits.Load()-hits, int32(3), "sends of request %d", i)
 		require.LessOrEqual(t, w.as.refreshHits.Load()-refreshes, int32(1), "refreshes of request %d", i)
 		require.LessOrEqual(t, esc.calls.Load()-escalations, int32(1), "escalations of request %d", i)
@@ -125,8 +123,8 @@ func TestHostilePingPong401And403ManyRequests(t *testing.T) {
 // first authorization, and the replay with the new token draws the
 // identical 401. That is the same challenge coming straight back after its
 // remedy, though the Transport reads it as invalid_token now that a token
-// went out: the request stops there and the 401 comes back (R-9110-16,
-// DESIGN §3). One consent prompt, no refresh, two sends.
+// went out: the request stops there with ErrExhausted (RFC 9110 §15.5.2).
+// One consent prompt, no refresh, two sends.
 func TestHostileIdenticalBare401RemediedOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -149,9 +147,9 @@ func TestHostileIdenticalBare401RemediedOnce(t *testing.T) {
 			esc := newEscalator(w)
 			c := &http.Client{Transport: w.transport(w.source(nil), esc)}
 
-			status, _ := w.mustGet(c, "/x")
+			ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
-			assert.Equal(t, http.StatusUnauthorized, status)
+			assert.Equal(t, http.StatusUnauthorized, ce.Status)
 			assert.Equal(t, int32(1), esc.calls.Load(), "Escalator calls (consent prompts) in one request")
 			assert.Zero(t, w.as.refreshHits.Load(), "refreshes")
 			assert.Equal(t, int32(2), w.hits.Load(), "sends")
@@ -378,7 +376,7 @@ func newPublicWorld(t *testing.T, h http.HandlerFunc) *publicWorld {
 }
 
 // metadataRecorder is an Escalator that keeps what it was given and
-// declines, so the request ends with the documented *EscalationError.
+// declines, so the request ends with the documented *ChallengeError.
 type metadataRecorder struct {
 	mu       sync.Mutex
 	seen     []string // EscalationRequest.ResourceMetadata
@@ -430,9 +428,9 @@ func runMetadataCases(t *testing.T, cases []hostileMetadataCase) {
 			if err == nil {
 				resp.Body.Close()
 			}
-			var ee *stepup.EscalationError
+			var ee *stepup.ChallengeError
 			require.ErrorAs(t, err, &ee)
-			assert.True(t, ee.Declined())
+			assert.ErrorIs(t, ee, stepup.ErrDeclined)
 			assert.Equal(t, int32(1), p.hits.Load()-hits, "sends")
 			require.Equal(t, []string{tc.want}, rec.seen, "what the Escalator saw as ResourceMetadata")
 			assert.Equal(t, []string{tc.meta}, rec.received, "the challenge keeps what was received, as documented")
@@ -746,7 +744,7 @@ func TestHostileChallengeBodyStallsBeforeReplay(t *testing.T) {
 }
 
 // An Escalator that panics does not take the process down. The panic
-// becomes the documented *EscalationError (not declined, with the reason and
+// becomes the documented *ChallengeError (not declined, with the reason and
 // status of the challenge, its message free of the token); the request is
 // not replayed; no refresh runs (D-3, D-10).
 func TestHostileEscalatorPanics(t *testing.T) {
@@ -776,9 +774,9 @@ func TestHostileEscalatorPanics(t *testing.T) {
 
 			_, err := w.get(c, "/write")
 
-			var ee *stepup.EscalationError
+			var ee *stepup.ChallengeError
 			require.ErrorAs(t, err, &ee)
-			assert.False(t, ee.Declined())
+			assert.NotErrorIs(t, ee, stepup.ErrDeclined)
 			assert.Equal(t, stepup.ReasonInsufficientScope, ee.Reason)
 			assert.Equal(t, http.StatusForbidden, ee.Status)
 			assert.Equal(t, stepup.Scopes{"files:write"}, ee.Challenge.Scope)
@@ -793,7 +791,7 @@ func TestHostileEscalatorPanics(t *testing.T) {
 
 // An Escalator that ends its goroutine with runtime.Goexit (what t.FailNow
 // does) never returns, but its flight still ends: the request gets the
-// documented *EscalationError, as for a panic, rather than blocking until
+// documented *ChallengeError, as for a panic, rather than blocking until
 // its context ends (D-10, DESIGN §4). Goexit runs the Escalator's deferred
 // calls, and nothing is left running.
 func TestHostileEscalatorGoexit(t *testing.T) {
@@ -822,10 +820,10 @@ func TestHostileEscalatorGoexit(t *testing.T) {
 
 	err := recv(t, result) // a hang fails here, after testTimeout
 
-	var ee *stepup.EscalationError
+	var ee *stepup.ChallengeError
 	require.ErrorAs(t, err, &ee)
 	assert.NotErrorIs(t, err, context.Canceled)
-	assert.False(t, ee.Declined())
+	assert.NotErrorIs(t, ee, stepup.ErrDeclined)
 	assert.Equal(t, stepup.ReasonInsufficientScope, ee.Reason)
 	assert.Equal(t, http.StatusForbidden, ee.Status)
 	assert.Contains(t, err.Error(), "Goexit")
@@ -834,7 +832,7 @@ func TestHostileEscalatorGoexit(t *testing.T) {
 
 // An Escalator that panics, or ends its goroutine with runtime.Goexit,
 // while 50 requests wait for it: one call, and every one of the 50 gets the
-// *EscalationError (DESIGN §4). A failure is not remembered like a refusal,
+// *ChallengeError (DESIGN §4). A failure is not remembered like a refusal,
 // so the Transport carries on: the next request escalates again and
 // succeeds (D-10).
 func TestHostileEscalatorPanicsWithWaiters(t *testing.T) {
@@ -892,13 +890,13 @@ func testEscalatorDiesWithWaiters(t *testing.T, die func(), want string) {
 	}
 	typed := 0
 	for range n {
-		var ee *stepup.EscalationError
-		if err := recv(t, errs); errors.As(err, &ee) && !ee.Declined() && strings.Contains(err.Error(), want) {
+		var ee *stepup.ChallengeError
+		if err := recv(t, errs); errors.As(err, &ee) && !errors.Is(ee, stepup.ErrDeclined) && strings.Contains(err.Error(), want) {
 			typed++
 		}
 	}
 
-	assert.Equal(t, n, typed, "requests that got the *EscalationError")
+	assert.Equal(t, n, typed, "requests that got the *ChallengeError")
 	assert.Equal(t, int32(1), calls.Load(), "Escalator calls")
 	assert.Equal(t, int32(n), w.hits.Load(), "sends")
 	healthy.Store(true)
@@ -907,12 +905,12 @@ func testEscalatorDiesWithWaiters(t *testing.T, die func(), want string) {
 	assert.Equal(t, int32(2), calls.Load())
 }
 
-// An Escalator that never returns (a user who never comes back to the
+// An Escalator that does not return (a user slow to come back to the
 // consent page) while 1,000 requests wait for it: when every caller cancels,
-// every call returns with context.Canceled, the Escalator's context ends so
-// that it can stop, and nothing is left running. One Escalator call for all
-// of them, 1,000 sends and no replay (DESIGN §4). The next request starts a
-// fresh escalation rather than joining the abandoned one.
+// every call returns at once with context.Canceled. The escalation goes on:
+// one Escalator call for all of them, 1,000 sends and no replay. When the
+// user consents after all, the next request uses that grant without a
+// second prompt.
 func TestHostileEscalatorNeverReturnsThousandCallersCancel(t *testing.T) {
 	checkLeaks(t)
 	const n = 1000
@@ -964,15 +962,15 @@ func TestHostileEscalatorNeverReturnsThousandCallersCancel(t *testing.T) {
 	esc.mu.Lock()
 	escCtx := esc.ctxs[0]
 	esc.mu.Unlock()
-	recv(t, escCtx.Done()) // nobody waits: the Escalator is told to stop
+	assert.NoError(t, escCtx.Err(), "the escalation outlives its callers")
 	assert.Equal(t, int32(1), esc.calls.Load(), "Escalator calls")
 	assert.Equal(t, int32(n), w.hits.Load(), "sends")
 	assert.Zero(t, w.as.refreshHits.Load())
 
-	close(esc.gate)
+	close(esc.gate) // the user consents, late
 	status, _ := w.mustGet(c, "/write")
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, int32(2), esc.calls.Load(), "a fresh escalation")
+	assert.Equal(t, int32(1), esc.calls.Load(), "the late consent serves the next request")
 }
 
 // hostileBodyCounter wraps a RoundTripper and counts, per response, the
@@ -1099,9 +1097,9 @@ func TestHostileGiBChallengeBodyReadBounded(t *testing.T) {
 				assert.Equal(t, int32(1), login.calls.Load())
 				recv(t, handlers)
 			case "decline":
-				var ee *stepup.EscalationError
+				var ee *stepup.ChallengeError
 				require.ErrorAs(t, err, &ee)
-				assert.True(t, ee.Declined())
+				assert.ErrorIs(t, ee, stepup.ErrDeclined)
 				require.Len(t, bodies, 1, "sends")
 				assert.True(t, bodies[0].closed.Load(), "the 403 was not closed")
 				assert.Zero(t, readByStepup, "stepup drained a body of unknown or long length")
@@ -1256,11 +1254,12 @@ func TestHostileHundredMiBBodyReplayedThroughGetBody(t *testing.T) {
 }
 
 // A body that cannot be had again (no GetBody) is consumed by the first
-// send: it is never resent, no remedy runs for it (no Escalator call, no
-// refresh, neither of which could serve a replay), and the challenge
-// response comes back with its header and body (R-GO-3, DESIGN §6). The
-// body streams from a pipe, 1 MiB, so nothing could keep a copy unasked;
-// with a BufferBody smaller than the body the same holds.
+// send and never resent. Its challenge is remedied all the same (one
+// Escalator call for the 403, one refresh for the 401), so that the
+// caller's own retry can succeed, and the request fails with
+// ErrBodyNotReplayable. The body streams from a pipe, 1 MiB, so nothing
+// could keep a copy unasked; with a BufferBody smaller than the body the
+// same holds.
 func TestHostileNonReplayableBodyNeverResent(t *testing.T) {
 	const size = 1 << 20
 	for _, tc := range []struct {
@@ -1302,21 +1301,24 @@ func TestHostileNonReplayableBodyNeverResent(t *testing.T) {
 				written <- err
 			}()
 
-			resp, err := w.do(&http.Client{Transport: tr}, http.MethodPost, "/tools", pr)
+			_, err := w.do(&http.Client{Transport: tr}, http.MethodPost, "/tools", pr)
 
-			require.NoError(t, err)
+			var ce *stepup.ChallengeError
+			require.ErrorAs(t, err, &ce)
+			assert.ErrorIs(t, err, stepup.ErrBodyNotReplayable)
+			assert.Equal(t, tc.status, ce.Status)
 			assert.NoError(t, recv(t, written), "the body was not taken whole")
-			assert.Equal(t, tc.status, resp.StatusCode)
-			b, _ := io.ReadAll(resp.Body)
-			assert.Equal(t, fmt.Sprintf("challenge %d", tc.status), string(b))
-			assert.Equal(t, []string{tc.header}, resp.Header.Values("WWW-Authenticate"))
 			mu.Lock()
 			assert.Equal(t, []int64{size}, received, "sent once, whole")
 			mu.Unlock()
 			assert.Equal(t, int32(1), w.hits.Load(), "sends")
-			assert.Zero(t, esc.calls.Load(), "Escalator calls")
-			assert.Zero(t, w.as.refreshHits.Load(), "refreshes")
-			assert.Contains(t, tap.String(), "cannot be replayed")
+			if tc.status == http.StatusForbidden {
+				assert.Equal(t, int32(1), esc.calls.Load(), "Escalator calls")
+				assert.Zero(t, w.as.refreshHits.Load(), "refreshes")
+			} else {
+				assert.Zero(t, esc.calls.Load(), "Escalator calls")
+				assert.Equal(t, int32(1), w.as.refreshHits.Load(), "refreshes")
+			}
 		})
 	}
 }

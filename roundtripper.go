@@ -23,6 +23,9 @@ const (
 	// after its escalation, or whose escalation was declined, is not
 	// escalated again while the granted scopes stay the same.
 	DefaultExhaustedTTL = 10 * time.Minute
+	// DefaultEscalationTimeout is how long an escalation may run: long
+	// enough for a person to read a consent page and log in.
+	DefaultEscalationTimeout = 5 * time.Minute
 )
 
 // maxDrain is the longest challenge response body read before it is closed
@@ -40,31 +43,27 @@ type DPoPNonceFunc func(req *http.Request, nonce string) error
 
 // Transport is an [http.RoundTripper] that authorizes requests with the
 // token of a [TokenSource] and answers the OAuth challenges
-// (WWW-Authenticate, RFC 9110 §11) of the responses:
+// (WWW-Authenticate, RFC 9110 §11) of the responses, as the package
+// documentation's behaviour table says: it refreshes a rejected token,
+// asks its [Escalator] for a new authorization where only one can help,
+// and replays the request with the new token.
 //
-//   - 401 invalid_token (or 401 without error after a token was sent):
-//     replay with a newer token if one exists, else refresh once,
-//     single-flight; with no refresh token, or when the refresh fails, ask
-//     the [Escalator] to re-authorize.
-//   - 401 without a token sent: ask the Escalator for a first authorization.
-//   - 403 insufficient_scope (by default also a 403 Bearer challenge with
-//     scope and no error): never refresh, which cannot widen scope; ask the
-//     Escalator for the scopes requested, granted and challenged.
-//   - 401 insufficient_user_authentication (RFC 9470) and
-//     insufficient_claims: ask the Escalator, with acr_values and max_age
-//     or the decoded claims; never refresh.
-//   - DPoP use_dpop_nonce: hand the nonce to DPoPNonce and replay once.
+// A challenge it does not act on (malformed, over a parser limit, from
+// another origin than the resource's, an error code it does not answer, an
+// escalation with no Escalator) comes back as the response, untouched and
+// unread. A challenge it acted on and could not cure comes back as a
+// [*ChallengeError]: the Escalator failed or the user declined, or the
+// guard stopped a remedy already tried. The guard bounds the work: each
+// challenge is remedied at most once per request, a request is replayed at
+// most MaxReplays times, and a challenge that came straight back after its
+// escalation, or whose escalation was declined, is not escalated again for
+// ExhaustedTTL unless the granted scopes change.
 //
-// Then it replays the request with the new token. Everything else, and any
-// challenge that is malformed, over a parser limit, or on a response from
-// another origin than the resource's, is returned untouched, its body
-// unread. A guard bounds the work: each challenge is remedied at most once
-// per request, a request is replayed at most MaxReplays times, and a
-// challenge that came straight back after its escalation, or whose
-// escalation was declined, is not escalated again for ExhaustedTTL unless
-// the granted scopes change. Concurrent requests that draw the same
-// challenge with the same token share one refresh or one Escalator call; no
-// lock is held while a request is in flight.
+// The Transport is policy: the remedies themselves run on its Source, which
+// any number of Transports may share. Requests rejected with the same token
+// share one refresh; one escalation runs at a time for the resource, and
+// requests that draw the same challenge share it. No lock is held while a
+// request is in flight.
 //
 // The token is attached only to requests for the origin (scheme, host and
 // port) of the source's resource, so a redirect hop to another origin goes
@@ -78,12 +77,12 @@ type DPoPNonceFunc func(req *http.Request, nonce string) error
 // replays a body only through Request.GetBody (see BufferBody).
 //
 // The zero value is not usable: set Source. A Transport is safe for
-// concurrent use and must not be copied after first use.
+// concurrent use.
 type Transport struct {
 	// Base makes the requests. Nil means [http.DefaultTransport].
 	Base http.RoundTripper
 
-	// Source holds the token. It is required.
+	// Source holds the token and runs the remedies. It is required.
 	Source *TokenSource
 
 	// Escalator obtains new authorizations. When nil, challenges that need
@@ -91,12 +90,22 @@ type Transport struct {
 	Escalator Escalator
 
 	// MaxReplays caps how often one request is replayed. Zero means
-	// DefaultMaxReplays; a negative value turns replays off.
+	// DefaultMaxReplays. A negative value turns replays off, and with them
+	// the answering of challenges: responses come back untouched, and the
+	// Transport only attaches tokens.
 	MaxReplays int
 
 	// ExhaustedTTL is how long an exhausted or declined challenge is not
 	// escalated again. Zero means DefaultExhaustedTTL.
 	ExhaustedTTL time.Duration
+
+	// EscalationTimeout bounds an escalation this Transport starts. The
+	// escalation does not end with the request that started it: a
+	// request whose context ends (an [http.Client] Timeout, say) stops
+	// waiting, but the escalation goes on and installs its grant, so that
+	// a person who consents after the request gave up is not asked again
+	// on the next one. Zero means DefaultEscalationTimeout.
+	EscalationTimeout time.Duration
 
 	// StrictInsufficientScope, when set, stops a 403 Bearer challenge that
 	// carries scope but no error from counting as insufficient_scope. By
@@ -105,9 +114,10 @@ type Transport struct {
 
 	// BufferBody is how many bytes of a request body without GetBody the
 	// Transport may buffer so that it can replay the request. Zero never
-	// buffers: such a request's challenge is returned untouched, since its
-	// body has been consumed. A body longer than BufferBody is streamed
-	// and not replayed.
+	// buffers. A request whose body cannot be replayed still has its
+	// challenge remedied, then fails with a [*ChallengeError] wrapping
+	// [ErrBodyNotReplayable]: sending it again succeeds with the new
+	// token. A body longer than BufferBody is streamed.
 	BufferBody int64
 
 	// AllowCrossOriginMetadata lets a resource_metadata URL of another
@@ -121,32 +131,24 @@ type Transport struct {
 	// challenges are returned untouched.
 	DPoPNonce DPoPNonceFunc
 
-	// Logger receives events: challenges seen and ignored (and why),
-	// refreshes, escalations, the guard stopping a remedy. Tokens are never
-	// logged. Nil means silent.
+	// Logger receives events: challenges seen (what the header said and
+	// what stepup concluded) and ignored (and why), refreshes,
+	// escalations, the guard stopping a remedy. Tokens are never logged.
+	// Nil means silent.
 	Logger *slog.Logger
-
-	guard       guard
-	escalations flightGroup[escalationKey]
-}
-
-// escalationKey identifies one escalation: a challenge drawn by one token.
-type escalationKey struct {
-	challenge challengeKey
-	gen       uint64
 }
 
 var errNoSource = errors.New("stepup: Transport.Source is nil")
 
 // RoundTrip sends req with the current token and answers the challenge of
 // the response, if any, as described on [Transport]. It returns a response
-// whenever one was obtained and no remedy failed; it returns an
-// [*EscalationError] when the Escalator failed or was declined, and the
+// whenever one was obtained and no remedy was tried in vain; a
+// [*ChallengeError] when a challenge it acted on was not cured; and the
 // context's error when req's context ended while waiting for a remedy.
 //
 // As any RoundTripper, it closes req.Body, even on errors; the caller closes
 // the body of the returned response. The bodies of challenge responses it
-// answers itself are closed before the replay, and read to their end first
+// answers itself are closed before the remedy, and read to their end first
 // only when they declare a length of at most 64 KiB.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ts := t.Source
@@ -156,7 +158,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if !ts.matchesOrigin(req.URL) {
 		// Another origin, as on a redirect hop: no token goes there, and
-		// its challenges are not ours to answer (R-MCP-18, D-9).
+		// its challenges are not ours to answer (RFC 6750 §5.3).
 		resp, err := t.base().RoundTrip(req)
 		if t.Logger != nil && err == nil && hasChallenge(resp) {
 			t.event(req.Context(), slog.LevelInfo, "stepup: challenge ignored",
@@ -200,6 +202,13 @@ func (t *Transport) exhaustedTTL() time.Duration {
 	return t.ExhaustedTTL
 }
 
+func (t *Transport) escalationTimeout() time.Duration {
+	if t.EscalationTimeout <= 0 {
+		return DefaultEscalationTimeout
+	}
+	return t.EscalationTimeout
+}
+
 func (t *Transport) event(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
 	if t.Logger == nil || !t.Logger.Enabled(ctx, level) {
 		return
@@ -217,7 +226,7 @@ type sent struct {
 // remedy is a challenge a request has remedied.
 type remedy struct {
 	key       challengeKey
-	action    action // actRefresh: the sent token was renewed, by refresh or re-authorization
+	action    action
 	escalated bool
 }
 
@@ -234,27 +243,35 @@ type roundTrip struct {
 	ownGetBody bool                          // getBody is ours, not req.GetBody
 	remedies   []remedy                      // challenges remedied so far
 	replays    int                           // replays so far
-	failedGen  uint64                        // generation whose refresh failed
+	refreshErr error                         // the failed refresh of the token first sent
 }
 
+// run is RoundTrip for a request to the resource's origin: send, classify
+// the challenge, remedy it, replay, until a response needs nothing more.
 func (rt *roundTrip) run() (*http.Response, error) {
 	ctx := rt.req.Context()
 	if err := rt.prepareBody(); err != nil {
 		return nil, err
 	}
-	s, err := rt.sendable(ctx)
+	s, err := rt.firstToken(ctx)
 	if err != nil {
 		closeBody(rt.firstBody)
 		return nil, err
 	}
 	resp, err := rt.send(rt.firstBody, s)
 	for err == nil && hasChallenge(resp) {
-		body, replay, herr := rt.handle(ctx, resp, s)
-		if herr != nil {
-			return nil, herr
-		}
-		if !replay {
+		c, v := rt.t.classify(resp, s, rt.ts.originKey)
+		if c == nil {
+			rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored",
+				slog.String("why", v.why), slog.Int("status", resp.StatusCode), slog.String("url", rt.where()))
 			return resp, nil
+		}
+		rt.logChallenge(ctx, c)
+		var body io.ReadCloser
+		var replay bool
+		body, replay, err = rt.answer(ctx, resp, c, s)
+		if err != nil || !replay {
+			break // not replayed: resp untouched, or closed and err set
 		}
 		rt.replays++
 		s = rt.current()
@@ -264,6 +281,18 @@ func (rt *roundTrip) run() (*http.Response, error) {
 		return nil, err
 	}
 	return resp, nil
+}
+
+func (rt *roundTrip) logChallenge(ctx context.Context, c *challenge) {
+	if rt.t.Logger == nil {
+		return
+	}
+	attrs := c.attrs(rt.where())
+	if !c.conformant(c.status) {
+		// Logged, never acted on: the error code decides (RFC 6750 §3.1).
+		attrs = append(attrs, slog.Bool("nonconformant_status", true))
+	}
+	rt.t.event(ctx, slog.LevelDebug, "stepup: challenge", attrs...)
 }
 
 // prepareBody works out whether the request body can be replayed, buffering
@@ -300,34 +329,41 @@ type multiReadCloser struct {
 	io.Closer
 }
 
-// body returns a fresh body for a replay.
-func (rt *roundTrip) body() (io.ReadCloser, error) {
+// replayBody returns a fresh body for a replay.
+func (rt *roundTrip) replayBody() (io.ReadCloser, error) {
 	if rt.getBody == nil {
 		return rt.req.Body, nil // nil or http.NoBody
 	}
 	return rt.getBody()
 }
 
-// sendable returns the token for the first send, refreshing an expired one
-// first rather than after a 401. When that refresh fails the expired token
-// goes out anyway and the resource's answer decides.
-func (rt *roundTrip) sendable(ctx context.Context) (sent, error) {
-	tok, gen, auth := rt.ts.current()
-	if tok == nil || tok.RefreshToken == "" || !rt.ts.canRefresh() || tok.Valid() {
-		return sent{tok, gen, auth}, nil
+// firstToken returns the token for the first send, refreshing an expired one
+// first rather than after a 401. When that refresh cannot be done the
+// expired token goes out anyway and the resource's answer decides.
+func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
+	s := rt.current()
+	if s.tok == nil || s.tok.Valid() || s.tok.RefreshToken == "" {
+		return s, nil
 	}
-	if _, err := rt.ts.refreshGen(ctx, gen); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return sent{}, ctxErr
-		}
-		rt.failedGen = gen
+	err := rt.ts.refreshFrom(ctx, s.gen)
+	if err == nil {
+		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", slog.String("when", "token expired before sending"))
+		return rt.current(), nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return sent{}, ctxErr
+	}
+	if !errors.Is(err, ErrNoRefreshToken) {
+		rt.refreshErr = err // the 401 it will likely draw is answered with it, not a second try
 		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed",
 			slog.String("when", "token expired before sending"), slog.String("error", err.Error()))
-	} else {
-		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", slog.String("when", "token expired before sending"))
 	}
-	return rt.current(), nil
+	return s, nil
 }
+
+// where is the request's URL for events, without query or user
+// information.
+func (rt *roundTrip) where() string { return redactedURL(rt.req) }
 
 func (rt *roundTrip) current() sent {
 	tok, gen, auth := rt.ts.current()
@@ -335,7 +371,7 @@ func (rt *roundTrip) current() sent {
 }
 
 // send sends body with the token of s on a copy of the request: the
-// caller's request is never modified (R-GO-1).
+// caller's request is never modified (the RoundTripper contract).
 func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
 	req := rt.req
 	if s.auth == nil && body == req.Body && !rt.ownGetBody {
@@ -369,68 +405,69 @@ func hasChallenge(resp *http.Response) bool {
 		resp.StatusCode == http.StatusForbidden && len(resp.Header["Www-Authenticate"]) > 0
 }
 
-// handle decides what to do about the challenge of resp, a response to a
-// request sent with s, and does it. To replay, it returns the body to send
-// and true, having closed resp; otherwise resp is untouched, unless handle
-// returns an error, which it only does after closing resp.
-func (rt *roundTrip) handle(ctx context.Context, resp *http.Response, s sent) (io.ReadCloser, bool, error) {
-	t := rt.t
-	c, why := t.classify(resp, s, rt.ts.originKey)
-	if why != "" {
-		t.event(ctx, slog.LevelInfo, "stepup: challenge ignored",
-			slog.String("why", why), slog.Int("status", resp.StatusCode), slog.String("url", redactedURL(rt.req)))
+// answer remedies the challenge c of resp, a response to a request sent
+// with s. To replay, it returns the body to send and true, having closed
+// resp. It returns false and no error when the challenge is not to be
+// answered after all, resp untouched; and an error after closing resp.
+func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s sent) (io.ReadCloser, bool, error) {
+	if rt.t.MaxReplays < 0 {
+		rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", "replays are off"))...)
 		return nil, false, nil
 	}
-	if t.Logger != nil {
-		attrs := c.attrs(rt.req)
-		if !c.conformant() {
-			attrs = append(attrs, slog.Bool("nonconformant_status", true)) // R-6750-11
+	if err := rt.stopped(ctx, c); err != nil {
+		drainClose(resp)
+		return nil, false, rt.challengeError(c, s, err)
+	}
+	if why := rt.unanswerable(c, s); why != "" {
+		rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", why))...)
+		return nil, false, nil
+	}
+	var body io.ReadCloser
+	if rt.replayable {
+		var err error
+		if body, err = rt.replayBody(); err != nil {
+			rt.t.event(ctx, slog.LevelWarn, "stepup: challenge ignored",
+				append(c.attrs(rt.where()), slog.String("why", "GetBody failed: "+err.Error()))...)
+			return nil, false, nil
 		}
-		t.event(ctx, slog.LevelDebug, "stepup: challenge", attrs...)
 	}
-	if r := rt.remedied(c.key); r != nil {
-		if r.escalated {
-			t.guard.spent(c.key, rt.ts.grantedKey(), time.Now())
-		}
-		rt.stop(ctx, c, "challenge came back after its remedy")
-		return nil, false, nil
-	}
-	if c.action == actRefresh && rt.renewed() {
-		// D-2: one renewal per request. A bare 401 and a 401 invalid_token
-		// are different challenges, but both reject the token just
-		// renewed: a second renewal would only refresh or prompt again.
-		rt.stop(ctx, c, "token already renewed in this request")
-		return nil, false, nil
-	}
-	if rt.replays >= t.maxReplays() {
-		rt.stop(ctx, c, "replay limit reached")
-		return nil, false, nil
+	// No connection is held while the remedy runs: a person may take
+	// minutes to consent.
+	drainClose(resp)
+	if err := rt.remedy(ctx, c, s); err != nil {
+		closeBody(body)
+		return nil, false, rt.challengeError(c, s, err)
 	}
 	if !rt.replayable {
-		rt.stop(ctx, c, "request body cannot be replayed (no GetBody)")
-		return nil, false, nil
+		// Remedied all the same: the caller's own retry then succeeds
+		// instead of drawing the same challenge.
+		return nil, false, rt.challengeError(c, s, ErrBodyNotReplayable)
 	}
-	switch c.action {
-	case actDPoPNonce:
-		return rt.useNonce(ctx, resp, c)
-	case actRefresh:
-		return rt.refresh(ctx, resp, c, s)
-	}
-	return rt.escalate(ctx, resp, c, s)
+	return body, true, nil
 }
 
-// release gets the body for the replay and then drains and closes resp, so
-// that no connection is held while a remedy runs. When the body cannot be
-// had it leaves resp untouched and returns false.
-func (rt *roundTrip) release(ctx context.Context, resp *http.Response) (io.ReadCloser, bool) {
-	body, err := rt.body()
-	if err != nil {
-		rt.t.event(ctx, slog.LevelWarn, "stepup: challenge ignored",
-			slog.String("why", "GetBody failed: "+err.Error()), slog.String("url", redactedURL(rt.req)))
-		return nil, false
+// stopped applies the per-request guard: it returns why c must not be
+// remedied in this request, or nil.
+func (rt *roundTrip) stopped(ctx context.Context, c *challenge) error {
+	var err error
+	switch r := rt.remedied(c.key); {
+	case r != nil:
+		if r.escalated {
+			rt.ts.markSpent(c.key)
+		}
+		err = ErrExhausted // RFC 9110 §15.5.2: the same challenge after a remedy
+	case c.action == actRefresh && rt.renewed():
+		// One renewal per request. A bare 401 and a 401 invalid_token
+		// are different challenges, but both reject the token just
+		// renewed: a second renewal would only refresh or prompt again.
+		err = ErrExhausted
+	case rt.replays >= rt.t.maxReplays():
+		err = ErrReplayLimit
+	default:
+		return nil
 	}
-	drainClose(resp)
-	return body, true
+	rt.t.event(ctx, slog.LevelInfo, "stepup: guard stopped remedy", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)
+	return err
 }
 
 func (rt *roundTrip) remedied(key challengeKey) *remedy {
@@ -443,7 +480,7 @@ func (rt *roundTrip) remedied(key challengeKey) *remedy {
 }
 
 // renewed reports whether the request has had its token renewed after a
-// rejection (D-2).
+// rejection.
 func (rt *roundTrip) renewed() bool {
 	for _, r := range rt.remedies {
 		if r.action == actRefresh {
@@ -453,393 +490,141 @@ func (rt *roundTrip) renewed() bool {
 	return false
 }
 
-// stop reports that the guard keeps the challenge c from being remedied.
-func (rt *roundTrip) stop(ctx context.Context, c *challenge, why string) {
-	rt.t.event(ctx, slog.LevelInfo, "stepup: guard stopped remedy", append(c.attrs(rt.req), slog.String("why", why))...)
+// unanswerable says why c, which the behaviour table answers, cannot be
+// answered by this Transport, or "". It runs before resp is closed, so that
+// such a challenge comes back untouched. Without an Escalator a newer
+// token, or a refresh, is all the Transport can try.
+func (rt *roundTrip) unanswerable(c *challenge, s sent) string {
+	switch c.action {
+	case actDPoPNonce:
+		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
+			return "DPoPNonce failed: " + err.Error()
+		}
+	case actEscalate:
+		if rt.t.Escalator == nil && !rt.newerToken(s) {
+			return "no Escalator"
+		}
+	case actRefresh:
+		if rt.t.Escalator == nil && !rt.newerToken(s) && !rt.ts.canRefresh(s.gen) {
+			return "no Escalator, and the token cannot be refreshed"
+		}
+	}
+	return ""
 }
 
-// newer reports whether the source holds a newer token than the one s
+// newerToken reports whether the source holds a newer token than the one s
 // carried: another request remedied the challenge already.
-func (rt *roundTrip) newer(ctx context.Context, c *challenge, s sent) bool {
+func (rt *roundTrip) newerToken(s sent) bool {
 	tok, gen, _ := rt.ts.current()
-	if tok == nil || gen == s.gen {
-		return false
-	}
-	rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.req)...)
-	return true
+	return tok != nil && gen != s.gen
 }
 
-// replayNewer replays with the newer token if there is one.
-func (rt *roundTrip) replayNewer(ctx context.Context, resp *http.Response, c *challenge, s sent) (io.ReadCloser, bool) {
-	if !rt.newer(ctx, c, s) {
-		return nil, false
-	}
-	return rt.release(ctx, resp)
-}
-
-func (rt *roundTrip) useNonce(ctx context.Context, resp *http.Response, c *challenge) (io.ReadCloser, bool, error) {
-	if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
-		rt.t.event(ctx, slog.LevelWarn, "stepup: challenge ignored",
-			append(c.attrs(rt.req), slog.String("why", "DPoPNonce failed: "+err.Error()))...)
-		return nil, false, nil
-	}
-	body, ok := rt.release(ctx, resp)
-	if ok {
+// remedy runs the remedy c calls for, waiting for it.
+func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s sent) error {
+	switch c.action {
+	case actDPoPNonce:
 		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
+		return nil
+	case actRefresh:
+		return rt.refresh(ctx, c, s)
+	case actEscalate:
+		return rt.escalate(ctx, c, s)
 	}
-	return body, ok, nil
+	return fmt.Errorf("stepup: no remedy for %v", c.action) // unreachable: classify returns none
 }
 
-// refresh answers an invalid token (D-2): a newer token, else a refresh,
-// else a re-authorization.
-func (rt *roundTrip) refresh(ctx context.Context, resp *http.Response, c *challenge, s sent) (io.ReadCloser, bool, error) {
-	if body, ok := rt.replayNewer(ctx, resp, c, s); ok {
-		return body, true, nil
+// refresh answers a rejected token: a newer token, else a refresh, else a
+// re-authorization when the refresh cannot be done or the grant is gone.
+// A refresh that failed for another reason fails the request with no
+// prompt: an authorization server's hiccup must not send the user to a
+// browser.
+func (rt *roundTrip) refresh(ctx context.Context, c *challenge, s sent) error {
+	if rt.newerToken(s) {
+		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
+		return nil
 	}
-	if s.tok != nil && s.tok.RefreshToken != "" && rt.ts.canRefresh() && rt.failedGen != s.gen {
-		_, err := rt.ts.refreshGen(ctx, s.gen)
-		if err == nil {
-			rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.req)...)
-			body, ok := rt.release(ctx, resp)
-			if ok {
-				rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
-			}
-			return body, ok, nil
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			closeBody(resp.Body) // the caller is gone: no connection to save
-			return nil, false, ctxErr
-		}
-		rt.failedGen = s.gen
-		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.req), slog.String("error", err.Error()))...)
+	err := rt.refreshErr // the refresh before sending failed: no second try
+	if err == nil {
+		err = rt.ts.refreshFrom(ctx, s.gen)
 	}
-	c.reason = ReasonReauthorization
-	return rt.escalate(ctx, resp, c, s)
-}
-
-// escalate asks the Escalator for a new authorization, once for all the
-// requests that drew the same challenge with the same token. The response
-// is closed before waiting: a user may take minutes to consent.
-func (rt *roundTrip) escalate(ctx context.Context, resp *http.Response, c *challenge, s sent) (io.ReadCloser, bool, error) {
-	t := rt.t
-	if body, ok := rt.replayNewer(ctx, resp, c, s); ok {
-		return body, true, nil
-	}
-	if t.Escalator == nil {
-		t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.req), slog.String("why", "no Escalator"))...)
-		return nil, false, nil
-	}
-	if why := t.guard.blocked(c.key, s.gen, rt.ts.grantedKey(), time.Now(), t.exhaustedTTL()); why != "" {
-		rt.stop(ctx, c, why)
-		return nil, false, nil
-	}
-	status := resp.StatusCode
-	body, ok := rt.release(ctx, resp)
-	if !ok {
-		return nil, false, nil
-	}
-	err := t.escalations.do(ctx, escalationKey{c.key, s.gen}, func() func(context.Context) error {
-		// This runs under the flight group's lock: no user code here.
-		er, refused := rt.escalationRequest(ctx, c, s)
-		return func(ctx context.Context) error {
-			if refused != "" {
-				t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused",
-					append(c.attrs(er.Request), slog.String("why", refused))...)
-			}
-			return t.runEscalation(ctx, c, s, er, status)
-		}
-	}, func() {
-		t.event(ctx, slog.LevelDebug, "stepup: waiting for an escalation in progress", c.attrs(rt.req)...)
-	})
-	if err != nil {
-		closeBody(body)
-		return nil, false, escalationFailed(err, c, s, status)
-	}
-	rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
-	return body, true, nil
-}
-
-// escalationFailed returns err, the error an escalation flight ended with,
-// as the [*EscalationError] RoundTrip documents, unless it is one already
-// or is the caller's context ending. A flight can also end with a panic
-// outside the Escalator (in a Logger, say) or a runtime.Goexit; callers
-// such as [CheckRetry] must still recognise the failure.
-func escalationFailed(err error, c *challenge, s sent, status int) error {
-	var e *EscalationError
-	if errors.As(err, &e) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case err == nil:
+		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.where())...)
+		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !errors.Is(err, ErrNoRefreshToken) && !grantGone(err):
+		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.where()), slog.String("error", err.Error()))...)
+		return err
+	case rt.t.Escalator == nil:
 		return err
 	}
-	return &EscalationError{Reason: c.reason, Challenge: c.oauth, Status: status,
-		msg: redact(err.Error(), s.tok), err: err}
+	rt.t.event(ctx, slog.LevelInfo, "stepup: re-authorizing", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)
+	return rt.escalate(ctx, c, s)
 }
 
-// escalationRequest builds what the Escalator sees, and says why the
-// resource_metadata was refused, if it was. It runs on the caller's
-// goroutine: it reads the caller's request.
-func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) (*EscalationRequest, string) {
+// escalate asks the source for a new authorization, run by this Transport's
+// Escalator unless an escalation for the same challenge is under way.
+func (rt *roundTrip) escalate(ctx context.Context, c *challenge, s sent) error {
+	if rt.t.Escalator == nil {
+		return nil // let through for a newer token only: replay with it
+	}
+	call := &escalationCall{t: rt.t, key: c.key, sent: s.gen, req: rt.escalationRequest(ctx, c, s)}
+	escalated, err := rt.ts.escalate(ctx, call)
+	if err != nil {
+		return err
+	}
+	if escalated {
+		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
+	} else {
+		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
+	}
+	return nil
+}
+
+// escalationRequest builds what the Escalator sees, but for the scopes,
+// which the source fills in when the escalation starts.
+func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) *EscalationRequest {
 	oc := &c.oauth
 	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, rt.t.AllowCrossOriginMetadata)
+	if why != "" {
+		rt.t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused", append(c.attrs(rt.where()), slog.String("why", why))...)
+	}
 	r := rt.req.Clone(ctx)
 	r.Body, r.GetBody = nil, nil
 	r.Header.Del("Authorization")
+	var rejected *oauth2.Token
+	if s.tok != nil {
+		cp := *s.tok
+		rejected = &cp
+	}
 	return &EscalationRequest{
 		Reason:           c.reason,
 		Challenge:        *oc,
-		Scopes:           rt.ts.scopesToRequest(oc.Scope),
 		ChallengedScopes: oc.Scope,
 		ACRValues:        oc.ACRValues,
 		MaxAge:           oc.MaxAge,
 		Claims:           oc.Claims,
 		Resource:         rt.ts.resource,
 		ResourceMetadata: meta,
-		RejectedToken:    s.tok,
+		RejectedToken:    rejected,
 		Request:          r,
-	}, why
-}
-
-// runEscalation calls the Escalator and installs its token. It runs on the
-// flight's goroutine.
-func (t *Transport) runEscalation(ctx context.Context, c *challenge, s sent, er *EscalationRequest, status int) error {
-	ts := t.Source
-	if _, gen, _ := ts.current(); gen != s.gen {
-		return nil // a newer token arrived while this flight started
-	}
-	t.event(ctx, slog.LevelInfo, "stepup: escalation start", slog.Any("request", er))
-	g, err := callEscalator(ctx, t.Escalator, er)
-	var tok *oauth2.Token
-	if err == nil {
-		if g == nil || g.Token == nil || g.Token.AccessToken == "" {
-			err = errors.New("the Escalator returned no access token")
-		} else {
-			tok = g.Token
-		}
-	}
-	if err != nil {
-		e := &EscalationError{Reason: er.Reason, Challenge: er.Challenge, Status: status,
-			msg: redact(err.Error(), s.tok, tok), err: err}
-		outcome := "failed"
-		if e.Declined() {
-			outcome = "declined"
-			t.guard.declined(c.key, ts.grantedKey(), time.Now())
-		}
-		t.event(ctx, slog.LevelWarn, "stepup: escalation end",
-			slog.String("outcome", outcome), slog.String("reason", er.Reason.String()), slog.String("error", e.Error()))
-		return e
-	}
-	requested := er.Scopes
-	if g.Scopes != nil {
-		requested = g.Scopes
-	}
-	if g.Refresh != nil {
-		ts.SetRefreshFunc(g.Refresh)
-	}
-	gen := ts.install(tok, requested)
-	_, granted := ts.Scopes()
-	t.guard.escalated(c.key, gen, granted.sortedKey(), time.Now())
-	t.event(ctx, slog.LevelInfo, "stepup: escalation end",
-		slog.String("outcome", "ok"), slog.String("reason", er.Reason.String()), slog.String("granted", granted.String()))
-	return nil
-}
-
-// callEscalator calls e, turning a panic into an error.
-func callEscalator(ctx context.Context, e Escalator, er *EscalationRequest) (g *Grant, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			g, err = nil, fmt.Errorf("the Escalator panicked: %v", r)
-		}
-	}()
-	return e.Escalate(ctx, er)
-}
-
-// action is what a challenge calls for.
-type action int
-
-const (
-	actEscalate action = iota
-	actRefresh
-	actDPoPNonce
-)
-
-// challenge is a challenge the Transport may answer.
-type challenge struct {
-	oauth  OAuthChallenge
-	code   string // the error code acted on, e.g. invalid_token for a bare 401 after a token; not part of key
-	action action
-	reason Reason // for actEscalate
-	nonce  string // for actDPoPNonce
-	key    challengeKey
-	status int
-}
-
-// conformant reports whether the status is the one RFC 6750 §3.1, RFC 9470
-// and RFC 9449 give for the error code. A mismatch is only logged: the code
-// decides (R-6750-11).
-func (c *challenge) conformant() bool {
-	if c.code == ErrorInsufficientScope {
-		return c.status == http.StatusForbidden
-	}
-	return c.status == http.StatusUnauthorized
-}
-
-func (c *challenge) attrs(req *http.Request) []slog.Attr {
-	return []slog.Attr{
-		slog.Int("status", c.status),
-		slog.String("scheme", c.oauth.Scheme),
-		slog.String("error", c.code),
-		slog.String("scope", c.oauth.Scope.String()),
-		slog.String("url", redactedURL(req)),
 	}
 }
 
-// classify picks the challenge of resp to answer and what it calls for, or
-// says why none is answered (D-7, D-8). Dispatch is on the error code; the
-// status only tells a bare 401 from a bare 403 (R-6750-11).
-func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*challenge, string) {
-	ch, oc, why := pickOAuth(resp, s)
-	if why != "" {
-		return nil, why
-	}
-	c := &challenge{oauth: oc, code: oc.Error, status: resp.StatusCode}
-	switch oc.Error {
-	case "":
-		switch {
-		case resp.StatusCode == http.StatusUnauthorized && s.tok == nil:
-			c.reason = ReasonAuthorizationRequired // D-1
-		case resp.StatusCode == http.StatusUnauthorized:
-			c.code, c.action = ErrorInvalidToken, actRefresh // R-6750-10
-		case len(oc.Scope) > 0 && ch != nil && ch.IsScheme(SchemeBearer) && !t.StrictInsufficientScope:
-			c.code, c.reason = ErrorInsufficientScope, ReasonInsufficientScope
-		default:
-			return nil, "403 challenge without error code"
-		}
-	case ErrorInvalidToken:
-		if s.tok == nil {
-			c.reason = ReasonAuthorizationRequired
-		} else {
-			c.action = actRefresh
-		}
-	case ErrorInsufficientScope:
-		c.reason = ReasonInsufficientScope
-	case ErrorInsufficientUserAuthentication:
-		c.reason = ReasonUserAuthentication
-	case ErrorInsufficientClaims:
-		if oc.Claims == nil {
-			return nil, "insufficient_claims without claims"
-		}
-		c.reason = ReasonClaims
-	case ErrorUseDPoPNonce:
-		nonce, why := t.dpopNonce(resp, ch)
-		if why != "" {
-			return nil, why
-		}
-		c.action, c.nonce = actDPoPNonce, nonce
-	default:
-		return nil, "error code " + oc.Error + " is not answered"
-	}
-	c.key = newChallengeKey(originKey, &c.oauth)
-	return c, ""
-}
-
-// pickOAuth returns the OAuth challenge of resp to answer, matching the
-// scheme of the token s carried, or why there is none. A 401 without any
-// challenge gives a nil challenge and an empty OAuth view.
-func pickOAuth(resp *http.Response, s sent) (*Challenge, OAuthChallenge, string) {
-	if len(resp.Header["Www-Authenticate"]) == 0 {
-		return nil, OAuthChallenge{MaxAge: NoMaxAge}, ""
-	}
-	cs, err := ParseChallenges(resp.Header)
-	if err != nil {
-		return nil, OAuthChallenge{}, err.Error()
-	}
-	scheme := SchemeBearer
-	if s.tok != nil {
-		scheme = s.tok.Type()
-	}
-	ch, why := pick(cs, scheme)
-	if why != "" {
-		return nil, OAuthChallenge{}, why
-	}
-	oc, err := ch.OAuth()
-	if err != nil {
-		return nil, OAuthChallenge{}, "malformed challenge: " + err.Error()
-	}
-	return ch, oc, ""
-}
-
-// pick returns the one challenge for scheme, or the first OAuth challenge
-// when there is none for scheme. A malformed or repeated challenge for the
-// chosen scheme means the header cannot be trusted (D-8).
-func pick(cs []Challenge, scheme string) (*Challenge, string) {
-	chosen := scheme
-	if !hasScheme(cs, scheme) {
-		switch {
-		case hasScheme(cs, SchemeBearer):
-			chosen = SchemeBearer
-		case hasScheme(cs, SchemeDPoP):
-			chosen = SchemeDPoP
-		default:
-			return nil, "no Bearer or DPoP challenge"
+// challengeError returns err, why the challenge c was not cured, as the
+// [*ChallengeError] RoundTrip documents, unless it is the caller's context
+// ending.
+func (rt *roundTrip) challengeError(c *challenge, s sent, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if ctxErr := rt.req.Context().Err(); ctxErr != nil {
+			return ctxErr
 		}
 	}
-	var found *Challenge
-	for i := range cs {
-		c := &cs[i]
-		if !c.IsScheme(chosen) {
-			continue
-		}
-		if c.Err != nil {
-			// Among others a repeated parameter (R-9110-2), which the
-			// parser flags: a remedy chosen from one of two values would
-			// be the attacker's pick (V15).
-			return nil, "malformed challenge: " + c.Err.Error()
-		}
-		if found != nil {
-			return nil, "more than one " + chosen + " challenge"
-		}
-		found = c
-	}
-	return found, ""
-}
-
-func hasScheme(cs []Challenge, scheme string) bool {
-	for i := range cs {
-		if cs[i].IsScheme(scheme) {
-			return true
-		}
-	}
-	return false
-}
-
-// dpopNonce returns the nonce of a use_dpop_nonce challenge, or why it is
-// not answered.
-func (t *Transport) dpopNonce(resp *http.Response, ch *Challenge) (string, string) {
-	if ch == nil || !ch.IsScheme(SchemeDPoP) {
-		return "", "use_dpop_nonce outside a DPoP challenge"
-	}
-	if t.DPoPNonce == nil {
-		return "", "use_dpop_nonce without a DPoPNonce hook"
-	}
-	vs := resp.Header.Values("DPoP-Nonce")
-	if len(vs) != 1 {
-		return "", "use_dpop_nonce needs exactly one DPoP-Nonce header (RFC 9449 §8)"
-	}
-	if !isNonce(vs[0]) {
-		return "", "DPoP-Nonce is not 1*NQCHAR (RFC 9449 §8.1)"
-	}
-	return vs[0], ""
-}
-
-// isNonce: nonce = 1*NQCHAR, NQCHAR = %x21 / %x23-5B / %x5D-7E (RFC 9449 §8.1).
-func isNonce(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isScopeChar(s[i]) {
-			return false
-		}
-	}
-	return true
+	tok, _, _ := rt.ts.current()
+	return &ChallengeError{Status: c.status, Challenge: c.oauth, Reason: c.reason,
+		msg: redact(err.Error(), s.tok, tok), err: err}
 }
 
 // redactedURL is req's URL without query or user information, for events.
@@ -857,8 +642,8 @@ func closeBody(b io.ReadCloser) {
 	}
 }
 
-// drainClose closes the body of resp, a challenge response about to be
-// replayed. A body that declares a length of at most maxDrain is read to
+// drainClose closes the body of resp, a challenge response answered by the
+// Transport. A body that declares a length of at most maxDrain is read to
 // its end first, so that its connection can carry the replay. Any other is
 // closed unread: reading a body of unknown length would wait on a server
 // that sends the headers and stalls the rest, holding the request for as

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,8 @@ type authServer struct {
 	keepRefresh   atomic.Bool  // refresh responses omit refresh_token (no rotation)
 	failRefresh   atomic.Bool  // refresh requests fail with invalid_grant
 	echoOnFailure atomic.Bool  // the failure body echoes the refresh token
+	unavailable   atomic.Int32 // so many refresh requests get a 503 first
+	resets        atomic.Int32 // so many refresh requests have their connection dropped first
 }
 
 func newAuthServer(t *testing.T) *authServer {
@@ -218,6 +221,15 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 		}
 		if gate != nil {
 			<-gate
+		}
+		if a.resets.Add(-1) >= 0 {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		if a.unavailable.Add(-1) >= 0 {
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
 		}
 		if a.failRefresh.Load() {
 			desc := ""
@@ -429,6 +441,19 @@ func (w *world) mustGet(c *http.Client, path string) (int, string) {
 	require.NoError(w.t, err)
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// mustStop is get for a request whose challenge stepup answered and could
+// not cure: it checks that the error is a *ChallengeError wrapping want and
+// returns it.
+func (w *world) mustStop(c *http.Client, path string, want error) *stepup.ChallengeError {
+	w.t.Helper()
+	resp, err := w.get(c, path)
+	require.Nil(w.t, resp)
+	var ce *stepup.ChallengeError
+	require.ErrorAs(w.t, err, &ce)
+	require.ErrorIs(w.t, err, want)
+	return ce
 }
 
 // status is get for use off the test's goroutine: it reports a failed
@@ -700,8 +725,10 @@ func TestThousandConcurrentRequestsOneEscalation(t *testing.T) {
 	assert.Zero(t, w.as.refreshHits.Load())
 }
 
-// The same 403 right after its escalation stops the request with that 403:
-// escalating again cannot help (V41, R-MCP-5).
+// The same 403 right after its escalation stops the request: escalating
+// again cannot help (RFC 9110 §15.5.2; MCP authorization, "Step-Up
+// Authorization Flow": retry no more than a few times). The request fails
+// with a typed error naming the challenge.
 func TestSame403AfterEscalationStops(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/admin", "admin")
@@ -709,10 +736,12 @@ func TestSame403AfterEscalationStops(t *testing.T) {
 	esc := newEscalator(w)
 	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
 
-	status, body := w.mustGet(c, "/admin")
+	ce := w.mustStop(c, "/admin", stepup.ErrExhausted)
 
-	assert.Equal(t, http.StatusForbidden, status)
-	assert.Equal(t, "challenge 403", body, "the 403 is returned with its body")
+	assert.Equal(t, http.StatusForbidden, ce.Status)
+	assert.Equal(t, stepup.ErrorInsufficientScope, ce.Challenge.Error)
+	assert.Equal(t, stepup.Scopes{"admin"}, ce.Challenge.Scope)
+	assert.Equal(t, stepup.ReasonInsufficientScope, ce.Reason)
 	assert.Equal(t, int32(1), esc.calls.Load())
 	assert.Equal(t, int32(2), w.hits.Load())
 	assert.Zero(t, w.as.refreshHits.Load())
@@ -720,8 +749,9 @@ func TestSame403AfterEscalationStops(t *testing.T) {
 
 // A server answering every token with 403 insufficient_scope for the same
 // scope gets at most two authorizations from a client that sends many
-// requests, the first one included (MCP conformance auth/scope-retry-limit,
-// R-MCP-5): the challenge is exhausted across requests.
+// requests, the first one included (the MCP conformance suite's
+// auth/scope-retry-limit allows three): the challenge is exhausted across
+// requests, and every request fails with the same typed error.
 func TestAlways403ManyRequestsAtMostTwoEscalations(t *testing.T) {
 	w := newWorld(t)
 	w.mux.HandleFunc("/mcp", func(rw http.ResponseWriter, r *http.Request) {
@@ -733,13 +763,13 @@ func TestAlways403ManyRequestsAtMostTwoEscalations(t *testing.T) {
 	c := &http.Client{Transport: w.transport(w.source(nil), esc)}
 
 	for range 20 {
-		status, _ := w.mustGet(c, "/mcp")
-		assert.Equal(t, http.StatusForbidden, status)
+		ce := w.mustStop(c, "/mcp", stepup.ErrExhausted)
+		assert.Equal(t, http.StatusForbidden, ce.Status)
 	}
 
 	assert.Equal(t, int32(2), esc.calls.Load(), "authorizations in the whole run")
 	reqs := esc.requests()
-	assert.Equal(t, stepup.ReasonAuthorizationRequired, reqs[0].Reason) // D-1
+	assert.Equal(t, stepup.ReasonAuthorizationRequired, reqs[0].Reason)
 	assert.Nil(t, reqs[0].RejectedToken)
 	assert.Equal(t, stepup.Scopes{"files:read"}, reqs[0].Scopes)
 	assert.Equal(t, stepup.ReasonInsufficientScope, reqs[1].Reason)
@@ -765,21 +795,21 @@ func TestExhaustedChallengeLapsesWithTTLOrNewGrant(t *testing.T) {
 	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
 	c := &http.Client{Transport: tr}
 
-	w.mustGet(c, "/admin")
-	w.mustGet(c, "/admin")
+	w.mustStop(c, "/admin", stepup.ErrExhausted)
+	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	require.Equal(t, int32(1), esc.calls.Load(), "exhausted: not escalated again")
 
 	status, _ := w.mustGet(c, "/write") // a grant that changes the granted scopes
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(2), esc.calls.Load())
 
-	w.mustGet(c, "/admin")
+	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(3), esc.calls.Load(), "granted scopes changed: escalated once more")
-	w.mustGet(c, "/admin")
+	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(3), esc.calls.Load())
 
 	tr.ExhaustedTTL = time.Nanosecond // every entry has lapsed by the next request
-	w.mustGet(c, "/admin")
+	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(4), esc.calls.Load(), "lapsed: escalated once more")
 }
 
@@ -796,9 +826,9 @@ func TestEndless403WithChangingScopesIsBounded(t *testing.T) {
 	esc := newEscalator(w)
 	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
 
-	status, _ := w.mustGet(c, "/x")
+	ce := w.mustStop(c, "/x", stepup.ErrReplayLimit)
 
-	assert.Equal(t, http.StatusForbidden, status)
+	assert.Equal(t, http.StatusForbidden, ce.Status)
 	assert.Equal(t, int32(stepup.DefaultMaxReplays), esc.calls.Load())
 	assert.Equal(t, int32(stepup.DefaultMaxReplays+1), w.hits.Load())
 }
@@ -820,18 +850,18 @@ func TestPingPong401And403IsBounded(t *testing.T) {
 	tr.MaxReplays = 10 // the per-challenge guard, not the replay cap, must stop it
 	c := &http.Client{Transport: tr}
 
-	status, _ := w.mustGet(c, "/x")
+	ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
-	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Equal(t, http.StatusUnauthorized, ce.Status)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load())
 	assert.Equal(t, int32(1), esc.calls.Load())
 	assert.Equal(t, int32(3), w.hits.Load())
 }
 
 // A panic in an escalation's flight outside the Escalator, here in the
-// Logger's handler, ends the request with an *EscalationError too, which
+// Logger's handler, ends the request with an *ChallengeError too, which
 // CheckRetry knows not to retry, rather than with an untyped error (D-10).
-func TestEscalationFlightPanicIsEscalationError(t *testing.T) {
+func TestEscalationFlightPanicIsChallengeError(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
 	w.protect("/write", "files:write")
@@ -847,9 +877,9 @@ func TestEscalationFlightPanicIsEscalationError(t *testing.T) {
 
 	_, err := w.get(&http.Client{Transport: tr}, "/write")
 
-	var ee *stepup.EscalationError
+	var ee *stepup.ChallengeError
 	require.ErrorAs(t, err, &ee)
-	assert.False(t, ee.Declined())
+	assert.NotErrorIs(t, ee, stepup.ErrDeclined)
 	assert.Equal(t, stepup.ReasonInsufficientScope, ee.Reason)
 	assert.Equal(t, http.StatusForbidden, ee.Status)
 	assert.Contains(t, err.Error(), "log sink full")
@@ -857,17 +887,19 @@ func TestEscalationFlightPanicIsEscalationError(t *testing.T) {
 	assert.Equal(t, int32(1), w.hits.Load(), "sends")
 }
 
-// An Escalator that waits for a user who never comes does not hold the
-// caller: when its context ends, RoundTrip returns at once with the context's
-// error, and the Escalator's context ends too, so nothing is left running.
-func TestEscalatorBlocksCallerCancelled(t *testing.T) {
+// A request that gives up while the user is still on the consent page (its
+// context ends: an http.Client Timeout, say) fails with its context's error
+// at once, but the escalation goes on: the consent given later is
+// installed, and the next request uses it without asking again.
+func TestEscalationOutlivesItsCaller(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	esc := newEscalator(w)
 	esc.entered = make(chan *stepup.EscalationRequest, 1)
-	esc.gate = make(chan struct{}) // never opened
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	esc.gate = make(chan struct{})
+	ts := w.source(w.as.issue(true, "files:read"))
+	c := &http.Client{Transport: w.transport(ts, esc)}
 
 	ctx, cancel := context.WithCancel(w.ctx())
 	errc := make(chan error, 1)
@@ -881,14 +913,55 @@ func TestEscalatorBlocksCallerCancelled(t *testing.T) {
 	}()
 	recv(t, esc.entered)
 	cancel()
-	err := recv(t, errc)
+	assert.ErrorIs(t, recv(t, errc), context.Canceled)
 
-	require.Error(t, err)
-	assert.ErrorIs(t, err, context.Canceled)
 	esc.mu.Lock()
 	escCtx := esc.ctxs[0]
 	esc.mu.Unlock()
-	recv(t, escCtx.Done()) // the escalation was told to stop: nobody waits for it
+	assert.NoError(t, escCtx.Err(), "the escalation goes on without its caller")
+	deadline, ok := escCtx.Deadline()
+	require.True(t, ok, "an escalation is bounded")
+	assert.WithinDuration(t, time.Now().Add(stepup.DefaultEscalationTimeout), deadline, time.Minute)
+
+	installed := make(chan struct{})
+	go func() {
+		defer close(installed)
+		for _, granted := ts.Scopes(); !granted.Contains("files:write"); _, granted = ts.Scopes() {
+			runtime.Gosched()
+		}
+	}()
+	close(esc.gate) // the user consents, late
+	recv(t, installed)
+
+	status, _ := w.mustGet(c, "/write")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, int32(1), esc.calls.Load(), "the late consent was kept: no second prompt")
+}
+
+// EscalationTimeout bounds an escalation nobody waits for: its context
+// ends, and the next request starts afresh.
+func TestEscalationTimeout(t *testing.T) {
+	checkLeaks(t)
+	w := newWorld(t)
+	w.protect("/write", "files:write")
+	esc := newEscalator(w)
+	esc.entered = make(chan *stepup.EscalationRequest, 2)
+	esc.gate = make(chan struct{}) // never opened: the user never answers
+	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr.EscalationTimeout = time.Millisecond
+	c := &http.Client{Transport: tr}
+
+	_, err := w.get(c, "/write")
+	var ce *stepup.ChallengeError
+	require.ErrorAs(t, err, &ce, "the request waited for the escalation, which timed out")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	recv(t, esc.entered)
+
+	close(esc.gate)
+	tr.EscalationTimeout = 0 // the default: time enough for the login
+	status, _ := w.mustGet(c, "/write")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, int32(2), esc.calls.Load(), "a timed-out escalation is not remembered as declined")
 }
 
 // When the request that started an escalation is cancelled, a request
@@ -1161,9 +1234,11 @@ func TestChallengeBodyDrainedOnlyWhenShort(t *testing.T) {
 	}
 }
 
-// A body without GetBody is consumed by the first send: it is never sent
-// again, and the challenge comes back untouched (R-GO-3, DESIGN §6).
-func TestNonReplayableBodyNeverResent(t *testing.T) {
+// A request whose body cannot be replayed (no GetBody, BufferBody too
+// small) is never sent twice, yet its challenge is remedied: the request
+// fails with ErrBodyNotReplayable, and the caller's own retry succeeds
+// instead of drawing the same challenge again.
+func TestNonReplayableBodyRemediedNotResent(t *testing.T) {
 	payload := strings.Repeat("x", 4096)
 	for _, tc := range []struct {
 		name   string
@@ -1181,22 +1256,28 @@ func TestNonReplayableBodyNeverResent(t *testing.T) {
 				mu.Lock()
 				bodies = append(bodies, string(b))
 				mu.Unlock()
-				w.challenge(rw, http.StatusForbidden, `Bearer error="insufficient_scope", scope="tools:call"`)
+				if g, ok := w.check(rw, r); ok && !g.scopes.Contains("tools:call") {
+					w.challenge(rw, http.StatusForbidden, `Bearer error="insufficient_scope", scope="tools:call"`)
+				}
 			})
 			esc := newEscalator(w)
-			tap := newLogTap()
 			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
 			tr.BufferBody = tc.buffer
-			tr.Logger = slog.New(tap)
 			c := &http.Client{Transport: tr}
 
-			resp, err := w.do(c, http.MethodPost, "/tools", io.NopCloser(strings.NewReader(payload)))
-
-			require.NoError(t, err)
-			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			_, err := w.do(c, http.MethodPost, "/tools", io.NopCloser(strings.NewReader(payload)))
+			var ce *stepup.ChallengeError
+			require.ErrorAs(t, err, &ce)
+			assert.ErrorIs(t, err, stepup.ErrBodyNotReplayable)
+			assert.Equal(t, http.StatusForbidden, ce.Status)
 			assert.Equal(t, []string{payload}, bodies, "sent once, whole")
-			assert.Zero(t, esc.calls.Load())
-			assert.Contains(t, tap.String(), "cannot be replayed")
+			assert.Equal(t, int32(1), esc.calls.Load(), "the authorization was obtained all the same")
+
+			resp, err := w.do(c, http.MethodPost, "/tools", io.NopCloser(strings.NewReader(payload)))
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "the caller's retry goes through")
+			assert.Equal(t, int32(1), esc.calls.Load())
+			assert.Equal(t, []string{payload, payload}, bodies)
 		})
 	}
 }
@@ -1334,7 +1415,8 @@ func TestDPoPNonce(t *testing.T) {
 	}
 }
 
-// A server that demands a new nonce every time gets one replay, not a loop.
+// A server that demands a new nonce every time gets one replay, not a loop:
+// the request fails with ErrExhausted.
 func TestDPoPNonceReplayedOncePerRequest(t *testing.T) {
 	w := newWorld(t)
 	var n atomic.Int32
@@ -1347,9 +1429,10 @@ func TestDPoPNonceReplayedOncePerRequest(t *testing.T) {
 	tok.TokenType = "DPoP"
 	c := &http.Client{Transport: &stepup.Transport{Base: signer, Source: w.source(tok), DPoPNonce: signer.setNonce}}
 
-	status, _ := w.mustGet(c, "/x")
+	ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
-	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Equal(t, http.StatusUnauthorized, ce.Status)
+	assert.Equal(t, stepup.ReasonDPoPNonce, ce.Reason)
 	assert.Equal(t, 1, signer.calls)
 	assert.Equal(t, int32(2), w.hits.Load())
 }
@@ -1406,8 +1489,8 @@ func TestRefreshRotationAndOlderTokenReplay(t *testing.T) {
 	assert.Zero(t, w.as.reuses.Load(), "a rotated-out refresh token was reused")
 }
 
-// An identical 401 after a refresh is presented to the caller, not answered
-// with a second refresh (R-9110-16).
+// An identical 401 after a refresh is not answered with a second refresh
+// (RFC 9110 §15.5.2): the request fails with ErrExhausted.
 func TestIdenticalChallengeAfterRefreshStops(t *testing.T) {
 	w := newWorld(t)
 	w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
@@ -1416,30 +1499,34 @@ func TestIdenticalChallengeAfterRefreshStops(t *testing.T) {
 	esc := newEscalator(w)
 	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
 
-	status, _ := w.mustGet(c, "/x")
+	ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
-	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Equal(t, http.StatusUnauthorized, ce.Status)
+	assert.Equal(t, stepup.ErrorInvalidToken, ce.Challenge.Error)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load())
 	assert.Zero(t, esc.calls.Load())
 	assert.Equal(t, int32(2), w.hits.Load())
 }
 
-// invalid_token without a refresh token, or with a refresh that fails, goes
-// to the Escalator for a re-authorization (D-2); without an Escalator the
-// 401 comes back untouched.
+// invalid_token without a refresh token, or with a refresh token the
+// authorization server refuses (invalid_grant: the grant is gone), goes to
+// the Escalator for a re-authorization. Without an Escalator, a 401 with
+// nothing to try comes back untouched, and a refused refresh fails the
+// request with ErrInvalidGrant.
 func TestInvalidTokenWithoutRefreshReauthorizes(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		withRefresh bool
 		failRefresh bool
 		escalator   bool
-		wantStatus  int
+		wantStatus  int   // of the response, when no error
+		wantErr     error // else
 		wantRefresh int32
 	}{
-		{"no refresh token", false, false, true, http.StatusOK, 0},
-		{"refresh fails", true, true, true, http.StatusOK, 1},
-		{"no refresh token, no Escalator", false, false, false, http.StatusUnauthorized, 0},
-		{"refresh fails, no Escalator", true, true, false, http.StatusUnauthorized, 1},
+		{"no refresh token", false, false, true, http.StatusOK, nil, 0},
+		{"refresh refused", true, true, true, http.StatusOK, nil, 1},
+		{"no refresh token, no Escalator", false, false, false, http.StatusUnauthorized, nil, 0},
+		{"refresh refused, no Escalator", true, true, false, 0, stepup.ErrInvalidGrant, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -1454,9 +1541,13 @@ func TestInvalidTokenWithoutRefreshReauthorizes(t *testing.T) {
 			}
 			c := &http.Client{Transport: tr}
 
-			status, _ := w.mustGet(c, "/files")
-
-			assert.Equal(t, tc.wantStatus, status)
+			if tc.wantErr != nil {
+				ce := w.mustStop(c, "/files", tc.wantErr)
+				assert.Equal(t, http.StatusUnauthorized, ce.Status)
+			} else {
+				status, _ := w.mustGet(c, "/files")
+				assert.Equal(t, tc.wantStatus, status)
+			}
 			assert.Equal(t, tc.wantRefresh, w.as.refreshHits.Load())
 			if tc.escalator {
 				require.Equal(t, int32(1), esc.calls.Load())
@@ -1536,11 +1627,11 @@ func (w *world) checkQuiet(r *http.Request) (*grant, bool) {
 }
 
 // A challenge other than the one just remedied gets its own remedy; the same
-// one coming back stops the request (R-9110-16, DESIGN §3): the guard keys
-// a challenge by its own error code, not by the code the Transport read
-// into it, which changes once a token goes out. A request renews a
-// rejected token once, by refresh or by re-authorization, however its 401s
-// are written (D-2).
+// one coming back stops the request with ErrExhausted (RFC 9110 §15.5.2):
+// the guard keys a challenge by its own error code, not by the code the
+// Transport read into it, which changes once a token goes out. A request
+// renews a rejected token once, by refresh or by re-authorization, however
+// its 401s are written.
 func TestRemedyPerChallenge(t *testing.T) {
 	type answer struct {
 		status int
@@ -1554,18 +1645,18 @@ func TestRemedyPerChallenge(t *testing.T) {
 		token        bool // the source starts with a token
 		refreshToken bool // tokens come with refresh tokens
 		script       []answer
-		wantStatus   int
+		stopped      bool // the request fails with ErrExhausted, else gets a 200
 		wantEsc      int32
 		wantRefresh  int32
 		wantSends    int32
 	}{
-		{"no token: bare 401, then invalid_token", false, true, []answer{bare, invalid}, http.StatusOK, 1, 1, 3},
-		{"no token: bare 401, then insufficient_scope", false, true, []answer{bare, scope}, http.StatusOK, 2, 0, 3},
-		{"no token: bare 401 twice", false, true, []answer{bare, bare}, http.StatusUnauthorized, 1, 0, 2},
-		{"token: bare 401, then invalid_token", true, true, []answer{bare, invalid}, http.StatusUnauthorized, 0, 1, 2},
-		{"token: invalid_token, then bare 401", true, true, []answer{invalid, bare}, http.StatusUnauthorized, 0, 1, 2},
-		{"token without refresh token: bare 401, then invalid_token", true, false, []answer{bare, invalid}, http.StatusUnauthorized, 1, 0, 2},
-		{"token: invalid_token, then insufficient_scope", true, true, []answer{invalid, scope}, http.StatusOK, 1, 1, 3},
+		{"no token: bare 401, then invalid_token", false, true, []answer{bare, invalid}, false, 1, 1, 3},
+		{"no token: bare 401, then insufficient_scope", false, true, []answer{bare, scope}, false, 2, 0, 3},
+		{"no token: bare 401 twice", false, true, []answer{bare, bare}, true, 1, 0, 2},
+		{"token: bare 401, then invalid_token", true, true, []answer{bare, invalid}, true, 0, 1, 2},
+		{"token: invalid_token, then bare 401", true, true, []answer{invalid, bare}, true, 0, 1, 2},
+		{"token without refresh token: bare 401, then invalid_token", true, false, []answer{bare, invalid}, true, 1, 0, 2},
+		{"token: invalid_token, then insufficient_scope", true, true, []answer{invalid, scope}, false, 1, 1, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
@@ -1590,9 +1681,13 @@ func TestRemedyPerChallenge(t *testing.T) {
 			esc := newEscalator(w)
 			c := &http.Client{Transport: w.transport(w.source(tok), esc)}
 
-			status, _ := w.mustGet(c, "/x")
-
-			assert.Equal(t, tc.wantStatus, status)
+			if tc.stopped {
+				ce := w.mustStop(c, "/x", stepup.ErrExhausted)
+				assert.Equal(t, http.StatusUnauthorized, ce.Status)
+			} else {
+				status, _ := w.mustGet(c, "/x")
+				assert.Equal(t, http.StatusOK, status)
+			}
 			assert.Equal(t, tc.wantEsc, esc.calls.Load(), "Escalator calls")
 			assert.Equal(t, tc.wantRefresh, w.as.refreshHits.Load(), "refreshes")
 			assert.Equal(t, tc.wantSends, w.hits.Load(), "sends")
@@ -1702,8 +1797,10 @@ func TestResourceMetadataValidatedForEscalator(t *testing.T) {
 }
 
 // A declined escalation is a typed error that says so, and the user is not
-// asked again for the same challenge until ExhaustedTTL passes (R-MCP-6,
-// D-10).
+// asked again for the same challenge until ExhaustedTTL passes (MCP
+// authorization, "Scope Minimization": cache recent failures). Later
+// requests get the same typed error as the first, so a caller can tell a
+// refusal however late it asks.
 func TestDeclinedEscalationIsRemembered(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
@@ -1717,9 +1814,9 @@ func TestDeclinedEscalationIsRemembered(t *testing.T) {
 
 	require.Error(t, err)
 	assert.ErrorIs(t, err, stepup.ErrDeclined)
-	var ee *stepup.EscalationError
+	var ee *stepup.ChallengeError
 	require.ErrorAs(t, err, &ee)
-	assert.True(t, ee.Declined())
+	assert.ErrorIs(t, ee, stepup.ErrDeclined)
 	assert.Equal(t, stepup.ReasonInsufficientScope, ee.Reason)
 	assert.Equal(t, http.StatusForbidden, ee.Status)
 	assert.Equal(t, stepup.ErrorInsufficientScope, ee.Challenge.Error)
@@ -1727,8 +1824,10 @@ func TestDeclinedEscalationIsRemembered(t *testing.T) {
 	assert.NotContains(t, err.Error(), secretMark)
 
 	for range 3 {
-		status, _ := w.mustGet(c, "/write")
-		assert.Equal(t, http.StatusForbidden, status)
+		ce := w.mustStop(c, "/write", stepup.ErrDeclined)
+		assert.Equal(t, http.StatusForbidden, ce.Status)
+		assert.Equal(t, stepup.Scopes{"files:write"}, ce.Challenge.Scope)
+		assert.Contains(t, ce.Error(), "declined earlier")
 	}
 	assert.Equal(t, int32(1), esc.calls.Load(), "the user was asked again")
 
@@ -1759,13 +1858,14 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	_, err := w.get(c, "/files")
 
 	require.Error(t, err)
-	var ee *stepup.EscalationError
+	var ee *stepup.ChallengeError
 	require.ErrorAs(t, err, &ee)
 	for _, s := range []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", ee), fmt.Sprintf("%+v", ee)} {
 		assert.NotContains(t, s, secretMark)
 	}
 	assert.Contains(t, err.Error(), "login failed for [REDACTED]")
-	assert.Contains(t, tap.String(), "stepup: refresh failed")
+	assert.Contains(t, tap.String(), "stepup: re-authorizing")
+	assert.Contains(t, tap.String(), "invalid_grant", "the refused refresh is logged")
 	assert.Contains(t, tap.String(), "stepup: escalation end")
 
 	panicky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
@@ -1777,7 +1877,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	require.ErrorAs(t, err, &ee)
 	assert.Contains(t, err.Error(), "panicked")
 	assert.NotContains(t, err.Error(), secretMark)
-	assert.False(t, ee.Declined())
+	assert.NotErrorIs(t, ee, stepup.ErrDeclined)
 
 	log := tap.String()
 	assert.NotContains(t, log, secretMark)

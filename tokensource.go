@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -22,19 +20,17 @@ var (
 	ErrNoToken = errors.New("stepup: no token yet")
 	// ErrNoRefreshToken is returned by [TokenSource.Refresh] when the
 	// current token carries no refresh token, or the source has no way to
-	// refresh (see [WithOAuth2Config] and [WithRefreshFunc]).
+	// refresh (see [WithOAuth2Config], [WithRefreshFunc] and
+	// [Grant.Refresh]).
 	ErrNoRefreshToken = errors.New("stepup: no refresh token")
 )
 
 // TokenSourceOption configures a [TokenSource] made by [NewTokenSource].
 type TokenSourceOption func(*TokenSource)
 
-// WithOAuth2Config makes the source refresh tokens through c (the
-// refresh_token grant of [oauth2.Config.TokenSource]), adding the RFC 8707
-// resource parameter (R-8707-3). As with x/oauth2, the token request goes
-// through the [*http.Client] of the context under [oauth2.HTTPClient], if
-// any. Unless [WithScopes] says otherwise, the scopes requested are
-// c.Scopes. A nil c leaves the source without refresh.
+// WithOAuth2Config makes the source refresh tokens through c, with
+// [RefreshWithConfig]. Unless [WithScopes] says otherwise, the scopes
+// requested are c.Scopes. A nil c leaves the source without refresh.
 func WithOAuth2Config(c *oauth2.Config) TokenSourceOption {
 	return func(s *TokenSource) {
 		if c == nil {
@@ -54,23 +50,28 @@ func WithRefreshFunc(f RefreshFunc) TokenSourceOption {
 }
 
 // WithScopes records the scopes the initial token was requested with. They
-// are the base of every escalation's scope union (R-MCP-4) and, when the
-// token response carried no scope, the granted set (R-6749-2).
+// are the base of every escalation's scope union and, when the token
+// response carried no scope, the granted set (RFC 6749 §5.1).
 func WithScopes(scopes ...string) TokenSourceOption {
 	return func(s *TokenSource) { s.requested = Scopes(nil).Union(scopes) }
 }
 
-// TokenSource holds the token for one protected resource: the current
-// token, the scopes it was requested with and the scopes granted. It is an
-// [oauth2.TokenSource], so an [oauth2.Transport] can use it too, and it is
-// safe for concurrent use.
+// TokenSource is the one authority for the grant of one protected resource.
+// It holds the current token, the scopes requested and granted, and how to
+// refresh; and it runs the remedies a [Transport] decides on: at most one
+// refresh per token, and one escalation at a time for the resource, so that
+// a person sees one consent prompt at a time. It remembers the challenges
+// whose escalation was declined or came straight back, so that nobody is
+// asked in a loop. Any number of Transports, and [oauth2.Transport]s, can
+// share one source: they share one set of remedies.
 //
-// A [Transport] sends its tokens only to the origin (scheme, host and port)
-// of its resource. Every token it installs, by refresh or by
-// [TokenSource.Set], starts a new generation: a rejected request is matched
-// against the generation it carried, so concurrent requests that fail with
-// the same token share one remedy.
+// Every token installed, by refresh, escalation or [TokenSource.Set],
+// starts a new generation. A rejected request is matched against the
+// generation it carried, so that requests rejected with the same token
+// share one remedy, and a request rejected with an old token is replayed
+// with the current one.
 //
+// TokenSource is an [oauth2.TokenSource] and is safe for concurrent use.
 // Create one with [NewTokenSource].
 type TokenSource struct {
 	resource  string
@@ -79,33 +80,34 @@ type TokenSource struct {
 	// hostport is the resource URL's Host in lower case: most request URLs
 	// spell it the same, which matchesOrigin checks before splitting ports.
 	hostport string
-	refresh  RefreshFunc
 
-	// mu guards the state below; it is never held across a network call.
-	// Token and scopes are what a store shared across processes would hold;
-	// the generation only orders the tokens this process has seen.
+	// mu guards the state below. It is never held across a network call
+	// or a call of user code.
 	mu        sync.Mutex
 	tok       *oauth2.Token
 	gen       uint64   // counts installs; 0 before the first
+	grantSeq  uint64   // counts new grants (escalations, Set); a refresh keeps the grant
 	auth      []string // Authorization field value for tok, built once per generation; shared, read-only
 	requested Scopes
 	granted   Scopes
+	refresh   RefreshFunc
+	goneGen   uint64      // generation whose refresh token the server refused (invalid_grant)
+	escalated *escalation // the escalation under way, nil when none
+	guard     guard
 
 	refreshes flightGroup[uint64] // keyed by the generation being refreshed
 }
 
-// refreshTimeout bounds a refresh that every caller has stopped waiting for.
-// It runs on so that a rotated refresh token is not lost.
-const refreshTimeout = time.Minute
-
 // NewTokenSource returns a source for the protected resource identified by
-// resource, its canonical URI (RFC 8707 §2, R-MCP-13), starting with tok,
-// which may be nil: the first request then goes out without a token and the
-// [Transport]'s [Escalator] is asked for the first authorization.
+// resource, its canonical URI (RFC 8707 §2; MCP authorization, "Canonical
+// Server URI"), starting with tok, which may be nil: the first request then
+// goes out without a token and the [Transport]'s [Escalator] is asked for
+// the first authorization.
 //
 // The resource must be an absolute http or https URI without fragment; plain
-// http is accepted only for loopback hosts (R-6750-13). Without
-// [WithOAuth2Config] or [WithRefreshFunc] the source never refreshes.
+// http is accepted only for loopback hosts (RFC 6750 §5.3). Without
+// [WithOAuth2Config], [WithRefreshFunc] or an Escalator that supplies
+// [Grant.Refresh], the source never refreshes.
 func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOption) (*TokenSource, error) {
 	u, err := url.Parse(resource)
 	if err != nil {
@@ -122,12 +124,12 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
 	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host)}
-	s.refreshes.detachedFor = refreshTimeout
+	s.refreshes.timeout = refreshTimeout
 	for _, opt := range opts {
 		opt(s)
 	}
 	if tok != nil {
-		s.installLocked(tok, s.requested)
+		s.installLocked(tok, s.requested, true)
 	}
 	return s, nil
 }
@@ -142,8 +144,16 @@ func (s *TokenSource) Token() (*oauth2.Token, error) {
 }
 
 // TokenContext returns the current token, refreshing it with ctx first when
-// it has expired and can be refreshed. It returns [ErrNoToken] before the
-// first token is installed. The returned token must not be modified.
+// it has expired. It returns [ErrNoToken] before the first token is
+// installed.
+//
+// An expired token that cannot be refreshed, because it has no refresh
+// token or the authorization server refused it (invalid_grant), is
+// returned as it is: the resource's 401 then tells a [Transport] to ask its
+// [Escalator] for a new authorization, also when an [oauth2.Transport]
+// below it uses this source. A refresh that failed for another reason (the
+// token endpoint is down, say) returns an error wrapping
+// [ErrRefreshFailed]. The returned token must not be modified.
 func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	tok, gen, _ := s.current()
 	if tok == nil {
@@ -152,57 +162,66 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	if tok.Valid() {
 		return tok, nil
 	}
-	return s.refreshGen(ctx, gen)
+	switch err := s.refreshFrom(ctx, gen); {
+	case err == nil:
+		tok, _, _ = s.current()
+		return tok, nil
+	case errors.Is(err, ErrNoRefreshToken) || grantGone(err):
+		return tok, nil // the resource decides; see above
+	default:
+		return nil, err
+	}
 }
 
 // Refresh returns a token newer than rejected, the token a resource server
 // refused. When the source already holds a newer token, because another
 // goroutine refreshed or an escalation installed one, it is returned without
 // a network call. Otherwise the current refresh token is redeemed, once for
-// all goroutines asking at the same time (R-6749-6): a rotating refresh
-// token is never used twice. Refresh never widens the scope.
+// all goroutines asking at the same time: a rotating refresh token is never
+// used twice (OAuth 2.1 §4.3.1). Refresh never widens the scope.
 //
-// A caller whose ctx ends stops waiting, but the refresh goes on (for up to
-// a minute) and its token is installed: with a rotating refresh token, a
-// refresh abandoned after the server answered would lose the new refresh
-// token, and the grant with it.
+// It fails with [ErrNoRefreshToken] when there is nothing to refresh with,
+// with an error matching [ErrInvalidGrant] when the authorization server
+// refused the refresh token, and with one wrapping [ErrRefreshFailed]
+// otherwise. A caller whose ctx ends stops waiting, but the refresh goes on
+// (for up to a minute) and its token is installed: with a rotating refresh
+// token, a refresh abandoned after the server answered would lose the new
+// refresh token, and the grant with it.
 func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
 	tok, gen, _ := s.current()
 	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
 		return tok, nil
 	}
-	return s.refreshGen(ctx, gen)
+	if err := s.refreshFrom(ctx, gen); err != nil {
+		return nil, err
+	}
+	tok, _, _ = s.current()
+	return tok, nil
 }
 
 // Set installs tok, obtained by a new authorization that requested the
 // scopes requested, as the current token. The granted scopes are taken
 // from the token response's scope parameter when present and are the
-// requested ones otherwise (RFC 6749 §5.1, R-6749-2). Later refreshes use
-// tok's refresh token; a token without one is never refreshed.
-//
-// The [Transport] calls Set with what its [Escalator] returns; call it
-// yourself to install a token obtained elsewhere.
+// requested ones otherwise (RFC 6749 §5.1). Later refreshes use tok's
+// refresh token; a token without one is never refreshed.
 //
 // A nil token, or one without access token, makes the source forget its
 // token: the next request goes out without one.
 func (s *TokenSource) Set(tok *oauth2.Token, requested Scopes) {
-	s.install(tok, requested)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.installLocked(tok, requested, true)
 }
 
 // SetRefreshFunc makes the source refresh with f from now on; nil turns
 // refreshing off. Use it when how to refresh is learnt after the source was
 // made, as when the client was registered during the first authorization;
-// an [Escalator] can say it in [Grant.Refresh] instead.
+// an [Escalator] says it in [Grant.Refresh] instead.
 func (s *TokenSource) SetRefreshFunc(f RefreshFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refresh = f
-}
-
-func (s *TokenSource) canRefresh() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refresh != nil
+	s.goneGen = 0 // a new client may redeem what the old one could not
 }
 
 // Scopes returns the scopes the current token was requested with and those
@@ -232,35 +251,28 @@ func (s *TokenSource) LogValue() slog.Value {
 }
 
 // current returns the current token, its generation and the Authorization
-// header value for it.
+// field value for it.
 func (s *TokenSource) current() (*oauth2.Token, uint64, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tok, s.gen, s.auth
 }
 
-func (s *TokenSource) grantedKey() string {
+// canRefresh reports whether the token of generation gen, the current one,
+// can be refreshed.
+func (s *TokenSource) canRefresh(gen uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.granted.sortedKey()
+	return s.gen == gen && s.tok != nil && s.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
 }
 
-// scopesToRequest returns requested ∪ granted ∪ challenged (R-MCP-4).
-func (s *TokenSource) scopesToRequest(challenged Scopes) Scopes {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requested.Union(s.granted, challenged)
-}
-
-// install makes tok current and returns its generation.
-func (s *TokenSource) install(tok *oauth2.Token, requested Scopes) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.installLocked(tok, requested)
-}
-
-func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes) uint64 {
+// installLocked makes tok current and returns its generation. newGrant says
+// that tok comes from a new authorization rather than a refresh.
+func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes, newGrant bool) uint64 {
 	s.gen++
+	if newGrant {
+		s.grantSeq++
+	}
 	s.requested = slices.Clone(requested)
 	if tok == nil || tok.AccessToken == "" {
 		s.tok, s.auth, s.granted = nil, nil, nil
@@ -272,74 +284,8 @@ func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes) uint64 
 	return s.gen
 }
 
-// refreshGen makes sure the current generation is newer than rejected,
-// refreshing single-flight if it is not, and returns the current token.
-func (s *TokenSource) refreshGen(ctx context.Context, rejected uint64) (*oauth2.Token, error) {
-	err := s.refreshes.do(ctx, rejected, func() func(context.Context) error {
-		return func(ctx context.Context) error { return s.doRefresh(ctx, rejected) }
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	tok, _, _ := s.current()
-	return tok, nil
-}
-
-func (s *TokenSource) doRefresh(ctx context.Context, rejected uint64) error {
-	tok, gen, _ := s.current()
-	if gen != rejected && tok != nil {
-		return nil // someone already installed a newer token
-	}
-	s.mu.Lock()
-	refresh := s.refresh
-	s.mu.Unlock()
-	if tok == nil || tok.RefreshToken == "" || refresh == nil {
-		return ErrNoRefreshToken
-	}
-	nt, err := callRefresh(ctx, refresh, tok, s.resource)
-	if err != nil {
-		return redactError(fmt.Errorf("stepup: refresh for %s: %w", s.origin, err), tok)
-	}
-	if nt == nil || nt.AccessToken == "" {
-		return fmt.Errorf("stepup: refresh for %s: the RefreshFunc returned no access token", s.origin)
-	}
-	if nt.RefreshToken == "" {
-		// No refresh token in the response: the old one stays valid
-		// (RFC 6749 §6).
-		c := *nt
-		c.RefreshToken = tok.RefreshToken
-		nt = &c
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gen != rejected {
-		// An escalation installed a token of a newer grant meanwhile; a
-		// token refreshed from the old grant must not replace it.
-		return nil
-	}
-	granted := s.granted
-	if g, ok := scopeExtra(nt); ok {
-		granted = g
-	}
-	requested := s.requested
-	s.installLocked(nt, requested)
-	s.granted = granted
-	return nil
-}
-
-// callRefresh calls f, turning a panic into an error that redactError can
-// clean: a panic value is as likely as an error to hold the token.
-func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token, resource string) (nt *oauth2.Token, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			nt, err = nil, fmt.Errorf("the RefreshFunc panicked: %v", r)
-		}
-	}()
-	return f(ctx, tok, resource)
-}
-
 // grantedScopes returns the scope of a token response, or requested when the
-// response has none (R-6749-2).
+// response has none (RFC 6749 §5.1).
 func grantedScopes(tok *oauth2.Token, requested Scopes) Scopes {
 	if g, ok := scopeExtra(tok); ok {
 		return g
@@ -362,64 +308,6 @@ func scopeExtra(tok *oauth2.Token) (Scopes, bool) {
 		return nil, false
 	}
 	return g, true
-}
-
-// origin is the scheme, host and port of a URL (RFC 6454), the unit tokens
-// are bound to.
-type origin struct {
-	scheme string // lower case
-	host   string // lower case, without brackets
-	port   string // explicit or the scheme's default
-}
-
-// originOf returns u's origin, or false when u is not an absolute http(s)
-// URL with a host.
-func originOf(u *url.URL) (origin, bool) {
-	scheme := strings.ToLower(u.Scheme)
-	if (scheme != "http" && scheme != "https") || u.Hostname() == "" {
-		return origin{}, false
-	}
-	return origin{scheme: scheme, host: strings.ToLower(u.Hostname()), port: portOf(scheme, u.Port())}, true
-}
-
-func portOf(scheme, port string) string {
-	if port != "" {
-		return port
-	}
-	if strings.EqualFold(scheme, "https") {
-		return "443"
-	}
-	return "80"
-}
-
-// matches reports whether u has origin o. It does not allocate: it runs on
-// every request.
-func (o origin) matches(u *url.URL) bool {
-	return u != nil && strings.EqualFold(u.Scheme, o.scheme) &&
-		strings.EqualFold(u.Hostname(), o.host) && portOf(o.scheme, u.Port()) == o.port
-}
-
-func (o origin) String() string {
-	host := o.host
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if o.port == portOf(o.scheme, "") {
-		return o.scheme + "://" + host
-	}
-	return o.scheme + "://" + host + ":" + o.port
-}
-
-// isLoopbackHost reports whether host names the local machine: localhost or
-// a name under it (RFC 6761 §6.3), also written as an absolute name with a
-// trailing dot, which resolvers answer alike, or a loopback address.
-func isLoopbackHost(host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 // matchesOrigin reports whether u has the source's origin. A URL spelled as

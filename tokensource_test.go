@@ -250,14 +250,24 @@ func TestTokenSourceWithoutTokenOrRefreshToken(t *testing.T) {
 	_, err = ts.Refresh(context.Background(), nil)
 	assert.ErrorIs(t, err, stepup.ErrNoRefreshToken)
 
+	// An expired token that cannot be refreshed goes out as it is: the
+	// resource's 401 then leads to a new authorization, also through an
+	// oauth2.Transport using the source.
 	expired := &oauth2.Token{AccessToken: "at", Expiry: time.Now().Add(-time.Hour)}
 	ts.Set(expired, nil)
-	_, err = ts.Token()
+	got, err := ts.Token()
+	require.NoError(t, err)
+	assert.Same(t, expired, got)
+	_, err = ts.Refresh(context.Background(), expired)
 	assert.ErrorIs(t, err, stepup.ErrNoRefreshToken)
 
 	// A refresh token but nothing to refresh with.
-	ts.Set(&oauth2.Token{AccessToken: "at", RefreshToken: "rt", Expiry: time.Now().Add(-time.Hour)}, nil)
-	_, err = ts.Token()
+	withRT := &oauth2.Token{AccessToken: "at", RefreshToken: "rt", Expiry: time.Now().Add(-time.Hour)}
+	ts.Set(withRT, nil)
+	got, err = ts.Token()
+	require.NoError(t, err)
+	assert.Same(t, withRT, got)
+	_, err = ts.Refresh(context.Background(), withRT)
 	assert.ErrorIs(t, err, stepup.ErrNoRefreshToken)
 
 	ts.Set(nil, nil)
