@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -706,7 +707,7 @@ var ErrNotOAuth = errors.New("stepup: not an OAuth challenge")
 // OAuth returns the typed view of a Bearer or DPoP challenge. It fails with
 // the challenge's own syntax error, with [ErrNotOAuth], or with a
 // [*ParamError] when scope, error or claims break their character sets
-// (RFC 6750 §3, R-6750-6): such a challenge must not be acted on. An invalid
+// (RFC 6750 §3): such a challenge must not be acted on. An invalid
 // max_age is dropped rather than failing (RFC 9470 §3). Unknown parameters
 // are ignored (RFC 9110 §16.4.2).
 func (c *Challenge) OAuth() (OAuthChallenge, error) {
@@ -766,26 +767,15 @@ func isErrorCode(s string) bool {
 	return true
 }
 
-// parseMaxAge returns the non-negative integer s (1*DIGIT), or NoMaxAge when
-// s is not one or exceeds 2^31-1 seconds.
+// parseMaxAge returns the non-negative integer s (1*DIGIT, RFC 9470 §3),
+// or NoMaxAge when s is not one or exceeds 2^31-1 seconds, which fits an
+// int on every platform.
 func parseMaxAge(s string) int {
-	const maxSeconds = 1<<31 - 1
-	if s == "" {
+	n, err := strconv.ParseUint(s, 10, 31)
+	if err != nil {
 		return NoMaxAge
 	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return NoMaxAge
-		}
-		// Checked before n grows, as n*10 overflows a 32-bit int.
-		d := int(s[i] - '0')
-		if n > (maxSeconds-d)/10 {
-			return NoMaxAge
-		}
-		n = n*10 + d
-	}
-	return n
+	return int(n)
 }
 
 // decodeClaims decodes a claims challenge's base64 parameter (padded, as

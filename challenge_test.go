@@ -77,8 +77,8 @@ func TestParseChallengesVectors(t *testing.T) {
 		// check, when set, looks further at the parse.
 		check func(t *testing.T, cs []Challenge)
 	}{{
-		// R-6750-2: a bare Bearer is accepted.
-		name:  "V01",
+		// RFC 6750 §3: a bare Bearer is accepted.
+		name:  "bare-bearer",
 		lines: []string{`Bearer`},
 		want:  []chWant{{scheme: "Bearer"}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -87,7 +87,7 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, OAuthChallenge{Scheme: "Bearer", MaxAge: NoMaxAge}, o)
 		},
 	}, {
-		name:  "V02",
+		name:  "expired-token",
 		lines: []string{`Bearer realm="example", error="invalid_token", error_description="The access token expired"`},
 		want: []chWant{{scheme: "Bearer", params: []string{
 			"realm", "example", "error", "invalid_token", "error_description", "The access token expired"}}},
@@ -99,7 +99,7 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, "The access token expired", o.ErrorDescription)
 		},
 	}, {
-		name:  "V03",
+		name:  "insufficient-scope",
 		lines: []string{`Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="` + prm + `", error_description="Additional file write permission required"`},
 		want: []chWant{{scheme: "Bearer", params: []string{
 			"error", "insufficient_scope", "scope", "files:read files:write",
@@ -113,13 +113,13 @@ func TestParseChallengesVectors(t *testing.T) {
 		},
 	}, {
 		// OWS after the comma, as left by obs-fold unfolding.
-		name:  "V04",
+		name:  "ows-after-comma",
 		lines: []string{`Bearer resource_metadata="` + prm + `",                          scope="files:read"`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"resource_metadata", prm, "scope", "files:read"}}},
 	}, {
-		// R-9110-1, R-9110-2: scheme and names are case-insensitive, and
+		// RFC 9110 §11.1, RFC 9110 §11.2: scheme and names are case-insensitive, and
 		// kept as received.
-		name:  "V05",
+		name:  "upper-case-names",
 		lines: []string{`BEARER ERROR="insufficient_scope", SCOPE="a"`},
 		want:  []chWant{{scheme: "BEARER", params: []string{"ERROR", "insufficient_scope", "SCOPE", "a"}}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -134,18 +134,18 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, Scopes{"a"}, o.Scope)
 		},
 	}, {
-		// R-9110-4: BWS around "=", OWS around ",".
-		name:  "V06",
+		// RFC 9110 §5.6.3: BWS around "=", OWS around ",".
+		name:  "bws-around-equals",
 		lines: []string{`Bearer error = "invalid_token" , realm= "x"`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"error", "invalid_token", "realm", "x"}}},
 	}, {
-		// R-9110-5: quoted-pairs.
-		name:  "V07",
+		// RFC 9110 §5.6.4: quoted-pairs.
+		name:  "escaped-quotes",
 		lines: []string{`Bearer error_description="say \"hi\" \\ bye", error="invalid_token"`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"error_description", `say "hi" \ bye`, "error", "invalid_token"}}},
 	}, {
-		// R-9110-6: two challenges on one line.
-		name:  "V10",
+		// RFC 9110 §11.6.1: two challenges on one line.
+		name:  "dpop-then-bearer",
 		lines: []string{`DPoP algs="ES256 PS256", Bearer realm="mcp", error="invalid_token"`},
 		want: []chWant{
 			{scheme: "DPoP", params: []string{"algs", "ES256 PS256"}},
@@ -157,21 +157,21 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, []string{"ES256", "PS256"}, o.Algs)
 		},
 	}, {
-		// R-9110-6, R-GO-4: every field line is read.
-		name:  "V11",
+		// RFC 9110 §11.6.1, the RoundTripper contract: every field line is read.
+		name:  "two-field-lines",
 		lines: []string{`Basic realm="x"`, `Bearer error="insufficient_scope", scope="a"`},
 		want: []chWant{
 			{scheme: "Basic", params: []string{"realm", "x"}},
 			{scheme: "Bearer", params: []string{"error", "insufficient_scope", "scope", "a"}},
 		},
 	}, {
-		// R-9110-8: empty list elements are skipped.
-		name:  "V12",
+		// RFC 9110 §5.6.1.2: empty list elements are skipped.
+		name:  "empty-elements",
 		lines: []string{`, ,Bearer , error="invalid_token" ,, realm="x",`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"error", "invalid_token", "realm", "x"}}},
 	}, {
-		// R-9110-10: an unknown scheme does not hide the Bearer one.
-		name:  "V13",
+		// RFC 9110 §11.3: an unknown scheme does not hide the Bearer one.
+		name:  "unknown-scheme-first",
 		lines: []string{`Newauth realm="apps", type=1, title="Login to \"apps\"", Bearer realm="simple"`},
 		want: []chWant{
 			{scheme: "Newauth", params: []string{"realm", "apps", "type", "1", "title", `Login to "apps"`}},
@@ -182,9 +182,9 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.ErrorIs(t, err, ErrNotOAuth)
 		},
 	}, {
-		// R-9110-2, R-6750-4: a duplicate makes the challenge unusable,
+		// RFC 9110 §11.2, RFC 6750 §3: a duplicate makes the challenge unusable,
 		// neither value is picked.
-		name:  "V15",
+		name:  "duplicate-scope",
 		lines: []string{`Bearer scope="a", scope="b", error="insufficient_scope"`},
 		want:  []chWant{{scheme: "Bearer", bad: true}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -192,13 +192,13 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.ErrorIs(t, err, ErrMalformedChallenge)
 		},
 	}, {
-		// R-9110-2: names compare case-insensitively for duplicates too.
-		name:  "V16",
+		// RFC 9110 §11.2: names compare case-insensitively for duplicates too.
+		name:  "duplicate-name-case",
 		lines: []string{`Bearer Scope="a", scope="b"`},
 		want:  []chWant{{scheme: "Bearer", bad: true}},
 	}, {
 		// token68 with "=" padding, then another challenge.
-		name:  "V17",
+		name:  "token68-first",
 		lines: []string{`Negotiate YIIBhwYGKwYBBQUCoII=, Bearer realm="x"`},
 		want: []chWant{
 			{scheme: "Negotiate", token68: "YIIBhwYGKwYBBQUCoII="},
@@ -206,7 +206,7 @@ func TestParseChallengesVectors(t *testing.T) {
 		},
 	}, {
 		// A token68 Bearer has no OAuth parameters: a bare Bearer.
-		name:  "V19",
+		name:  "bearer-token68",
 		lines: []string{`Bearer abc123`},
 		want:  []chWant{{scheme: "Bearer", token68: "abc123"}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -217,22 +217,22 @@ func TestParseChallengesVectors(t *testing.T) {
 	}, {
 		// The quoted-string ends at the second DQUOTE; `a"` is left over
 		// with an unterminated quote.
-		name:  "V21",
+		name:  "unterminated-quote",
 		lines: []string{`Bearer error="insufficient_scope, scope="a"`},
 		want:  []chWant{{scheme: "Bearer", bad: true, params: []string{"error", "insufficient_scope, scope="}}},
 	}, {
 		// Single quotes are not quotes: `'a` is a token, ` b'` garbage.
-		name:  "V23",
+		name:  "single-quotes",
 		lines: []string{`Bearer scope='a b'`},
 		want:  []chWant{{scheme: "Bearer", bad: true, params: []string{"scope", "'a"}}},
 	}, {
 		// ':' and '/' are not tchar: an unquoted URL is rejected.
-		name:  "V25",
+		name:  "unquoted-url",
 		lines: []string{`Bearer resource_metadata=https://rs.example/.well-known/oauth-protected-resource`},
 		want:  []chWant{{scheme: "Bearer", bad: true}},
 	}, {
 		// No scope is guessed from a broken token.
-		name:  "V26",
+		name:  "unquoted-colon",
 		lines: []string{`Bearer scope=files:write, error=insufficient_scope`},
 		want:  []chWant{{scheme: "Bearer", bad: true}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -241,7 +241,7 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Empty(t, o.Scope)
 		},
 	}, {
-		name:  "V27",
+		name:  "acr-values",
 		lines: []string{`Bearer error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="myACR"`},
 		want: []chWant{{scheme: "Bearer", params: []string{
 			"error", "insufficient_user_authentication",
@@ -255,9 +255,9 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, NoMaxAge, o.MaxAge)
 		},
 	}, {
-		// R-9110-3, R-9470-2: token or quoted-string; invalid max_age is
+		// RFC 9110 §11.2, RFC 9470 §3: token or quoted-string; invalid max_age is
 		// dropped without failing the challenge.
-		name:  "V28",
+		name:  "max-age",
 		lines: []string{`Bearer error="insufficient_user_authentication", max_age=5, Bearer max_age="5", Bearer max_age="-1", Bearer max_age="5s"`},
 		want: []chWant{
 			{scheme: "Bearer", params: []string{"error", "insufficient_user_authentication", "max_age", "5"}},
@@ -273,7 +273,7 @@ func TestParseChallengesVectors(t *testing.T) {
 			}
 		},
 	}, {
-		name:  "V29",
+		name:  "acr-list-with-scope",
 		lines: []string{`Bearer error="insufficient_user_authentication", acr_values="urn:a urn:b", max_age="0", scope="payments"`},
 		want: []chWant{{scheme: "Bearer", params: []string{
 			"error", "insufficient_user_authentication", "acr_values", "urn:a urn:b", "max_age", "0", "scope", "payments"}}},
@@ -285,7 +285,7 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, Scopes{"payments"}, o.Scope)
 		},
 	}, {
-		name:  "V30",
+		name:  "dpop-nonce",
 		lines: []string{`DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`},
 		want: []chWant{{scheme: "DPoP", params: []string{
 			"error", "use_dpop_nonce", "error_description", "Resource server requires nonce in DPoP proof"}}},
@@ -296,8 +296,8 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, ErrorUseDPoPNonce, o.Error)
 		},
 	}, {
-		// R-CAE-1: an empty realm is a value; claims decode to JSON.
-		name:  "V32",
+		// Entra claims challenge: an empty realm is a value; claims decode to JSON.
+		name:  "claims",
 		lines: []string{`Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="` + claims + `"`},
 		want: []chWant{{scheme: "Bearer", params: []string{
 			"realm", "", "authorization_uri", "https://login.microsoftonline.com/common/oauth2/authorize",
@@ -312,28 +312,28 @@ func TestParseChallengesVectors(t *testing.T) {
 			assert.Equal(t, `{"access_token":{"acrs":{"essential":true,"value":"cp1"}}}`, string(o.Claims))
 		},
 	}, {
-		name:  "V34",
+		name:  "trailing-junk",
 		lines: []string{`Bearer realm="x" junk`},
 		want:  []chWant{{scheme: "Bearer", bad: true, params: []string{"realm", "x"}}},
 	}, {
 		// qdtext excludes CTLs.
-		name:  "V35",
+		name:  "control-character",
 		lines: []string{"Bearer error=\"invalid_token\x00\""},
 		want:  []chWant{{scheme: "Bearer", bad: true}},
 	}, {
-		name:  "V37",
+		name:  "empty",
 		lines: []string{""},
 		want:  []chWant{},
 	}, {
-		name:  "V37/comma",
+		name:  "empty/comma",
 		lines: []string{","},
 		want:  []chWant{},
 	}, {
-		name:  "V37/no-line",
+		name:  "empty/no-line",
 		lines: nil,
 		want:  []chWant{},
 	}, {
-		name:  "V39",
+		name:  "empty-scope",
 		lines: []string{`Bearer error="insufficient_scope", scope=""`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"error", "insufficient_scope", "scope", ""}}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -343,12 +343,12 @@ func TestParseChallengesVectors(t *testing.T) {
 		},
 	}, {
 		// Repeating a challenge is the guard's business, not the parser's.
-		name:  "V41",
+		name:  "repeated-challenge",
 		lines: []string{`Bearer error="insufficient_scope", scope="a"`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"error", "insufficient_scope", "scope", "a"}}},
 	}, {
-		// Parsed as sent; R-9728-4 validation happens elsewhere.
-		name:  "V42",
+		// Parsed as sent; RFC 9728 §3.3 validation happens elsewhere.
+		name:  "foreign-resource-metadata",
 		lines: []string{`Bearer resource_metadata="https://evil.example/.well-known/oauth-protected-resource"`},
 		want:  []chWant{{scheme: "Bearer", params: []string{"resource_metadata", "https://evil.example/.well-known/oauth-protected-resource"}}},
 		check: func(t *testing.T, cs []Challenge) {
@@ -380,7 +380,7 @@ func TestParseChallengesGrammar(t *testing.T) {
 		// token (RFC 9110 §5.6.2): every tchar, as scheme, name and value.
 		{"token/all-tchar", "X" + tchars + " " + tchars + "=" + tchars,
 			[]chWant{{scheme: "X" + tchars, params: []string{tchars, tchars}}}},
-		// R-9110-12: a token realm is accepted.
+		// RFC 9110 §11.5: a token realm is accepted.
 		{"token/value", `Bearer realm=example`,
 			[]chWant{{scheme: "Bearer", params: []string{"realm", "example"}}}},
 		// token68 (RFC 9110 §11.2).
@@ -400,7 +400,7 @@ func TestParseChallengesGrammar(t *testing.T) {
 			[]chWant{{scheme: "Bearer", params: []string{"realm", ""}}}},
 		{"quoted/specials", `Bearer realm=", =;:/?@[]{}()<>"`,
 			[]chWant{{scheme: "Bearer", params: []string{"realm", ", =;:/?@[]{}()<>"}}}},
-		// R-9110-5: a quoted-pair is the octet after the backslash,
+		// RFC 9110 §5.6.4: a quoted-pair is the octet after the backslash,
 		// whatever it is.
 		{"quoted-pair/quote-backslash", `Bearer realm="\"\\"`,
 			[]chWant{{scheme: "Bearer", params: []string{"realm", `"\`}}}},
@@ -419,7 +419,7 @@ func TestParseChallengesGrammar(t *testing.T) {
 			[]chWant{{scheme: "Bearer", params: []string{"realm", "\x80caf\xc3\xa9\xff"}}}},
 		{"qdtext/obs-text-long", "Bearer realm=\"\x80\x81\x82\x83\x84\x85\x86\x87\x88\xfe\xff\"",
 			[]chWant{{scheme: "Bearer", params: []string{"realm", "\x80\x81\x82\x83\x84\x85\x86\x87\x88\xfe\xff"}}}},
-		// R-9110-4: BWS around "=".
+		// RFC 9110 §5.6.3: BWS around "=".
 		{"BWS/SP", `Bearer realm = "x", error =invalid_token`,
 			[]chWant{{scheme: "Bearer", params: []string{"realm", "x", "error", "invalid_token"}}}},
 		{"BWS/HTAB", "Bearer realm\t=\t\"x\"",
@@ -434,7 +434,7 @@ func TestParseChallengesGrammar(t *testing.T) {
 		// challenge = auth-scheme [ 1*SP ... ]: several SP are fine.
 		{"SP/several", `Bearer    realm=x`,
 			[]chWant{{scheme: "Bearer", params: []string{"realm", "x"}}}},
-		// R-9110-9: ", ," within a challenge's params.
+		// RFC 9110 §11.6.1: "," within a challenge's params.
 		{"empty/inside-challenge", `Bearer realm="x", , error="invalid_token"`,
 			[]chWant{{scheme: "Bearer", params: []string{"realm", "x", "error", "invalid_token"}}}},
 		{"empty/after-scheme", `Bearer ,, realm="x"`,
@@ -442,10 +442,10 @@ func TestParseChallengesGrammar(t *testing.T) {
 		// RFC 9449 §7.2 example: a bare Bearer before a DPoP challenge.
 		{"empty/bare-scheme-list", `Bearer, DPoP algs="ES256 PS256"`,
 			[]chWant{{scheme: "Bearer"}, {scheme: "DPoP", params: []string{"algs", "ES256 PS256"}}}},
-		// R-9110-1, R-9110-2: names fold, values are kept exactly.
+		// RFC 9110 §11.1, RFC 9110 §11.2: names fold, values are kept exactly.
 		{"case/values-kept", `bEaReR Realm="MiXeD", ERROR=Invalid_Token`,
 			[]chWant{{scheme: "bEaReR", params: []string{"Realm", "MiXeD", "ERROR", "Invalid_Token"}}}},
-		// R-9110-11: unknown params are kept by the parser.
+		// RFC 9110 §16.4.2: unknown params are kept by the parser.
 		{"unknown-param", `Bearer foo=bar, realm="x"`,
 			[]chWant{{scheme: "Bearer", params: []string{"foo", "bar", "realm", "x"}}}},
 	} {
@@ -455,7 +455,7 @@ func TestParseChallengesGrammar(t *testing.T) {
 	}
 }
 
-// A name that differs only in case is the same parameter (R-9110-2).
+// A name that differs only in case is the same parameter (RFC 9110 §11.2).
 func TestChallengeParam(t *testing.T) {
 	c := chParse(t, `Bearer Realm="r", error="", scope=a`)[0]
 	for _, tc := range []struct {
@@ -505,7 +505,7 @@ func TestChallengeString(t *testing.T) {
 	}
 }
 
-// R-9110-6, R-9110-7: field lines are one list joined by ",".
+// RFC 9110 §11.6.1, RFC 9110 §5.3: field lines are one list joined by ",".
 func TestParseChallengesFieldLines(t *testing.T) {
 	t.Run("same as one line", func(t *testing.T) {
 		split := chParse(t, `Bearer realm="a"`, `DPoP algs="ES256"`)
@@ -656,7 +656,7 @@ func TestParseChallengesLimits(t *testing.T) {
 		_, err = ParseChallengeValues(append(lines, "", "Bearer")...)
 		requireLimit(t, err, "MaxEmptyListElements", MaxEmptyListElements)
 
-		// R-9110-8: 10 000 commas are rejected.
+		// RFC 9110 §5.6.1.2: 10 000 commas are rejected.
 		_, err = ParseChallengeValues(strings.Repeat(",", 10000))
 		requireLimit(t, err, "MaxEmptyListElements", MaxEmptyListElements)
 	})
@@ -669,28 +669,28 @@ func TestParseChallengesMalformed(t *testing.T) {
 		name string
 		bad  string
 	}{
-		{"duplicate", `Bearer scope="a", scope="b"`},                        // R-9110-2
-		{"duplicate/case-folded", `Bearer SCOPE="a", Scope=b`},              // R-9110-2
-		{"duplicate/realm", `Bearer realm="a", error=e, realm="a"`},         // R-6750-3
+		{"duplicate", `Bearer scope="a", scope="b"`},                        // RFC 9110 §11.2
+		{"duplicate/case-folded", `Bearer SCOPE="a", Scope=b`},              // RFC 9110 §11.2
+		{"duplicate/realm", `Bearer realm="a", error=e, realm="a"`},         // RFC 6750 §3
 		{"unterminated", `Bearer realm="x`},                                 // §5.6.4
 		{"unterminated/escaped-quote", `Bearer realm="x\"`},                 // §5.6.4
 		{"unterminated/backslash-at-end", `Bearer realm="x\`},               // §5.6.4
-		{"trailing-garbage", `Bearer realm="x" junk`},                       // V34
-		{"trailing-garbage/after-token", `Bearer realm=x"y"`},               // V34
-		{"trailing-garbage/after-token68", `Negotiate abc== def`},           // V34
-		{"NUL", "Bearer realm=\"a\x00b\""},                                  // V35
-		{"DEL", "Bearer realm=\"a\x7fb\""},                                  // V35
-		{"CR", "Bearer realm=\"a\rb\""},                                     // V35
-		{"LF", "Bearer realm=\"a\nb\""},                                     // V35
-		{"CTL/long-value", "Bearer realm=\"0123456789\x1f0123456789\""},     // V35
+		{"trailing-garbage", `Bearer realm="x" junk`},                       //
+		{"trailing-garbage/after-token", `Bearer realm=x"y"`},               //
+		{"trailing-garbage/after-token68", `Negotiate abc== def`},           //
+		{"NUL", "Bearer realm=\"a\x00b\""},                                  //
+		{"DEL", "Bearer realm=\"a\x7fb\""},                                  //
+		{"CR", "Bearer realm=\"a\rb\""},                                     //
+		{"LF", "Bearer realm=\"a\nb\""},                                     //
+		{"CTL/long-value", "Bearer realm=\"0123456789\x1f0123456789\""},     //
 		{"CTL/in-quoted-pair", "Bearer realm=\"a\\\x00b\""},                 // §5.6.4
-		{"CTL/in-token-value", "Bearer realm=a\x01b"},                       // V35
-		{"param-after-token68", `Negotiate abc, realm="x"`},                 // R-9110-11
+		{"CTL/in-token-value", "Bearer realm=a\x01b"},                       //
+		{"param-after-token68", `Negotiate abc, realm="x"`},                 // RFC 9110 §16.4.2
 		{"missing-value", `Bearer error="x", realm=`},                       // §11.2
 		{"missing-value/before-comma", `Bearer error="x", realm= `},         // §11.2
 		{"missing-equals", `Bearer realm"x"`},                               // §11.2
-		{"single-quotes", `Bearer scope='a b'`},                             // V23
-		{"unquoted-url", `Bearer resource_metadata=https://rs.example/prm`}, // V25
+		{"single-quotes", `Bearer scope='a b'`},                             //
+		{"unquoted-url", `Bearer resource_metadata=https://rs.example/prm`}, //
 		{"HTAB-after-scheme", "Bearer\trealm=\"x\""},                        // §11.3: 1*SP
 		{"not-a-token", `Bearer realm="x", "y"`},                            // §11.2
 	} {
@@ -793,7 +793,7 @@ func TestChallengeOAuth(t *testing.T) {
 		assert.NoError(t, err, "R-9110-1: schemes are case-insensitive")
 	})
 	t.Run("error_description tolerates any byte", func(t *testing.T) {
-		// R-6750-6: display-only, so out-of-set bytes are kept.
+		// RFC 6750 §3: display-only, so out-of-set bytes are kept.
 		o, err := chOAuth(t, "Bearer error=\"invalid_token\", error_description=\"caf\xc3\xa9 \\\"q\\\" \\\\\"")
 		require.NoError(t, err)
 		assert.Equal(t, "caf\xc3\xa9 \"q\" \\", o.ErrorDescription)
@@ -809,7 +809,7 @@ func TestChallengeOAuth(t *testing.T) {
 		}
 	})
 	t.Run("scope is a set", func(t *testing.T) {
-		// R-6750-4: order-insensitive, case-sensitive.
+		// RFC 6750 §3: order-insensitive, case-sensitive.
 		ab, err := chOAuth(t, `Bearer scope="a b"`)
 		require.NoError(t, err)
 		ba, err := chOAuth(t, `Bearer scope="b a"`)
@@ -826,7 +826,7 @@ func TestChallengeOAuth(t *testing.T) {
 		assert.Equal(t, Scopes{"files.read"}, token.Scope)
 	})
 	t.Run("scope out of set", func(t *testing.T) {
-		// R-6750-6: a scope with a byte outside %x21 / %x23-5B / %x5D-7E
+		// RFC 6750 §3: a scope with a byte outside %x21 / %x23-5B / %x5D-7E
 		// is never acted on.
 		for _, h := range []string{"Bearer scope=\"a caf\xc3\xa9\"", `Bearer scope="a\"b"`, `Bearer scope="a\\b"`, "Bearer scope=\"a\tb\""} {
 			o, err := chOAuth(t, h)
@@ -850,7 +850,7 @@ func TestChallengeOAuth(t *testing.T) {
 		}
 	})
 	t.Run("max_age", func(t *testing.T) {
-		// R-9470-2: a non-negative integer, token or quoted (R-9110-3);
+		// RFC 9470 §3: a non-negative integer, token or quoted (RFC 9110 §11.2);
 		// anything else is dropped.
 		for _, tc := range []struct {
 			value string
@@ -915,7 +915,7 @@ func TestChallengeOAuth(t *testing.T) {
 		assert.Equal(t, []string{"PS256", "ES256"}, o.Algs)
 	})
 	t.Run("unknown params ignored", func(t *testing.T) {
-		// R-9110-11, R-9449-2: must-ignore, whatever their value.
+		// RFC 9110 §16.4.2, RFC 9449 §7.1: must-ignore, whatever their value.
 		o, err := chOAuth(t, "Bearer foo=\"caf\xc3\xa9\", error=invalid_token, x_y=\"\\\"\"")
 		require.NoError(t, err)
 		assert.Equal(t, OAuthChallenge{Scheme: "Bearer", Error: ErrorInvalidToken, MaxAge: NoMaxAge}, o)
@@ -1101,7 +1101,7 @@ func FuzzParseChallenges(f *testing.F) {
 			}
 		}
 
-		// R-9110-7: field lines parse as the line that joins them, when
+		// RFC 9110 §5.3: field lines parse as the line that joins them, when
 		// both are sound.
 		split, err1 := ParseChallengeValues(a, b)
 		joined, err2 := ParseChallengeValues(a + ", " + b)
@@ -1204,7 +1204,7 @@ func checkOAuthView(t *testing.T, c Challenge) {
 	}
 	require.True(t, c.IsScheme(SchemeBearer) || c.IsScheme(SchemeDPoP))
 	require.Equal(t, c.Scheme, o.Scheme)
-	// R-6750-6: only scope-tokens, each once.
+	// RFC 6750 §3: only scope-tokens, each once.
 	for i, s := range o.Scope {
 		require.NotEmpty(t, s)
 		for j := 0; j < len(s); j++ {

@@ -96,9 +96,9 @@ const (
 // sending the client to another origin or back — the Transport neither
 // panics nor loops, and the token stays home. Per request (each hop of a
 // redirect chain is one): at most MaxReplays+1 sends, at most MaxReplays
-// Escalator calls and never two for the same challenge and reason (DESIGN
+// Escalator calls and never two for the same challenge and reason (
 // §3), at most one refresh per challenge plus one for an expired token
-// (D-2), and at most one remedy in all, since the response never changes
+// , and at most one remedy in all, since the response never changes
 // (RFC 9110 §15.5.2); none of it for a response from another origin; the
 // token only on requests to the resource's origin (RFC 6750 §5.3); the
 // caller's request unchanged (the RoundTripper contract); a replayed body
@@ -259,7 +259,7 @@ func FuzzTransport(f *testing.F) {
 			assert.LessOrEqual(t, len(escs), replays, "Escalator calls in one request")
 			// One remedy per request: the response never changes, so
 			// whatever comes back after the first remedy is the same
-			// challenge (R-9110-16). A refresh before sending an expired
+			// challenge (RFC 9110 §15.5.2). A refresh before sending an expired
 			// token answers no challenge; a failed one remedies nothing.
 			remedies := len(escs) + int(nonces.Load()-noncesBefore)
 			if flags&fzRefreshFails == 0 {
@@ -333,7 +333,7 @@ func FuzzTransport(f *testing.F) {
 }
 
 // escalationKey is what makes two escalations the same one: why, and the
-// challenge they answer (DESIGN §3's key, minus the origin, which is fixed
+// challenge they answer ('s key, minus the origin, which is fixed
 // within a request).
 func escalationKey(req *stepup.EscalationRequest) string {
 	c := req.Challenge
@@ -372,8 +372,8 @@ func checkEscalationRequest(t *testing.T, er *stepup.EscalationRequest, crossOri
 }
 
 // Whatever URL a 403 puts in resource_metadata, the Escalator sees it only
-// if it is safe to fetch, and "" otherwise (EscalationRequest's doc, DESIGN
-// §5, R-9728-10, R-MCP-22): an absolute http(s) URL; https unless the host
+// if it is safe to fetch, and "" otherwise (EscalationRequest's doc,
+// §5, RFC 9728 §7.7, MCP security best practices, SSRF): an absolute http(s) URL; https unless the host
 // is loopback; the resource's origin unless AllowCrossOriginMetadata; when
 // of another origin, never a link-local, unspecified or multicast address,
 // nor a private or loopback one for a public resource. The resources vary:

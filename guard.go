@@ -63,8 +63,9 @@ type guard struct {
 }
 
 // blocked returns why key must not be escalated for a request that carried
-// generation sent while granted are the granted scopes, or nil.
-func (g *guard) blocked(key challengeKey, sent uint64, granted string, now time.Time, ttl time.Duration) error {
+// generation sent while granted are the granted scopes, or nil. accepted
+// says whether the resource took generation sent at least once.
+func (g *guard) blocked(key challengeKey, sent uint64, accepted bool, granted string, now time.Time, ttl time.Duration) error {
 	m, ok := g.memos[key]
 	if !ok {
 		return nil
@@ -74,9 +75,12 @@ func (g *guard) blocked(key challengeKey, sent uint64, granted string, now time.
 		return nil
 	}
 	switch {
-	case m.gen != 0 && m.gen == sent:
+	case m.gen != 0 && m.gen == sent && !accepted:
 		// The token this challenge's escalation produced drew the same
-		// challenge: escalating again cannot help.
+		// challenge straight away: escalating again cannot help. (Once
+		// the resource has taken the token, the same challenge says it
+		// expired: a 401 without error code is one challenge for "log in"
+		// and "log in again".)
 		m.spent, m.granted = true, granted
 		g.memos[key] = m
 		return ErrExhausted

@@ -84,24 +84,27 @@ func TestGuard(t *testing.T) {
 	k2 := challengeKey{origin: "https://a", code: ErrorInsufficientScope, scope: "write"}
 	var g guard
 
-	assert.NoError(t, g.blocked(k1, 1, "read", now, ttl), "unknown challenge")
+	assert.NoError(t, g.blocked(k1, 1, false, "read", now, ttl), "unknown challenge")
 
 	g.escalated(k1, 2, "read", now)
-	assert.NoError(t, g.blocked(k1, 1, "read", now, ttl), "drawn by an older token: escalate")
-	assert.ErrorIs(t, g.blocked(k1, 2, "read", now, ttl), ErrExhausted, "drawn by the token its escalation produced")
-	assert.ErrorIs(t, g.blocked(k1, 3, "read", now, ttl), ErrExhausted, "spent while the grant stays")
-	assert.NoError(t, g.blocked(k1, 3, "read write", now, ttl), "the grant changed")
-	assert.NoError(t, g.blocked(k1, 3, "read", now.Add(ttl+time.Second), ttl), "lapsed")
-	assert.NoError(t, g.blocked(k1, 3, "read", now, ttl), "a lapsed entry is gone")
+	assert.NoError(t, g.blocked(k1, 1, false, "read", now, ttl), "drawn by an older token: escalate")
+	assert.ErrorIs(t, g.blocked(k1, 2, false, "read", now, ttl), ErrExhausted, "drawn by the token its escalation produced")
+	g.escalated(k1, 2, "read", now)
+	assert.NoError(t, g.blocked(k1, 2, true, "read", now, ttl), "drawn by that token after the resource took it: it expired")
+	assert.ErrorIs(t, g.blocked(k1, 2, false, "read", now, ttl), ErrExhausted)
+	assert.ErrorIs(t, g.blocked(k1, 3, false, "read", now, ttl), ErrExhausted, "spent while the grant stays")
+	assert.NoError(t, g.blocked(k1, 3, false, "read write", now, ttl), "the grant changed")
+	assert.NoError(t, g.blocked(k1, 3, false, "read", now.Add(ttl+time.Second), ttl), "lapsed")
+	assert.NoError(t, g.blocked(k1, 3, false, "read", now, ttl), "a lapsed entry is gone")
 
 	g.declined(k2, "read", now)
-	assert.ErrorIs(t, g.blocked(k2, 5, "read", now, ttl), ErrDeclined)
-	assert.NoError(t, g.blocked(k2, 5, "read admin", now, ttl))
-	assert.ErrorIs(t, g.blocked(k2, 5, "read", now.Add(ttl/2), ttl), ErrDeclined)
-	assert.NoError(t, g.blocked(k2, 5, "read", now.Add(ttl/2), ttl/4), "a shorter TTL applies at once")
+	assert.ErrorIs(t, g.blocked(k2, 5, false, "read", now, ttl), ErrDeclined)
+	assert.NoError(t, g.blocked(k2, 5, false, "read admin", now, ttl))
+	assert.ErrorIs(t, g.blocked(k2, 5, false, "read", now.Add(ttl/2), ttl), ErrDeclined)
+	assert.NoError(t, g.blocked(k2, 5, false, "read", now.Add(ttl/2), ttl/4), "a shorter TTL applies at once")
 
 	g.spent(k1, "read", now)
-	assert.ErrorIs(t, g.blocked(k1, 9, "read", now, ttl), ErrExhausted)
+	assert.ErrorIs(t, g.blocked(k1, 9, false, "read", now, ttl), ErrExhausted)
 }
 
 // The guard's memory stays bounded whatever a server sends.

@@ -153,6 +153,13 @@ func TestHostileIdenticalBare401RemediedOnce(t *testing.T) {
 			assert.Equal(t, int32(1), esc.calls.Load(), "Escalator calls (consent prompts) in one request")
 			assert.Zero(t, w.as.refreshHits.Load(), "refreshes")
 			assert.Equal(t, int32(2), w.hits.Load(), "sends")
+
+			// The token it produced was never taken: later requests
+			// are not escalated again either.
+			for range 3 {
+				w.mustStop(c, "/x", stepup.ErrExhausted)
+			}
+			assert.Equal(t, int32(1), esc.calls.Load(), "Escalator calls (consent prompts) in all")
 		})
 	}
 }
@@ -178,7 +185,7 @@ func (s *hostileStatic) RoundTrip(req *http.Request) (*http.Response, error) {
 // and one with MaxChallenges+1 challenges under the byte limit, each with a
 // valid Bearer insufficient_scope first. One send, no Escalator call, no
 // refresh, and the response comes back as the server sent it, header and
-// body (R-9110-8, D-8, R-GO-2). The work is measured, not timed: stepup
+// body (RFC 9110 §5.6.1.2, the RoundTripper contract). The work is measured, not timed: stepup
 // allocates under 16 KiB per such response (about 1 KiB for the 1 MiB one,
 // as for a 60-byte header), so it neither copies the header nor builds
 // anything in proportion to it.
@@ -285,7 +292,7 @@ func slicesEqual(a, b []string) bool {
 // a parameter, in any case, on one line or across field lines, or leave a
 // quote unterminated, are never acted on: one send, no Escalator call, no
 // refresh, no DPoP nonce taken, the response back as sent, and an event that
-// says why (D-8, R-9110-2, V15, V16, V21). A repeated parameter is the
+// says why (RFC 9110 §11.2). A repeated parameter is the
 // attacker's pick of a remedy: error= insufficient_scope or invalid_token,
 // resource_metadata= the resource's or another's.
 func TestHostileMalformedChallengesNotActedOn(t *testing.T) {
@@ -348,7 +355,7 @@ func TestHostileMalformedChallengesNotActedOn(t *testing.T) {
 // publicWorld is a resource server on 127.0.0.1 that the client reaches as
 // https://example.com (the name in httptest's certificate), so that it is
 // a public resource: one whose resource_metadata must not point at private
-// or loopback addresses (R-MCP-22).
+// or loopback addresses (MCP security best practices, SSRF).
 type publicWorld struct {
 	srv  *httptest.Server
 	base *http.Transport
@@ -444,7 +451,7 @@ func runMetadataCases(t *testing.T, cases []hostileMetadataCase) {
 // resource_metadata reaches the Escalator only when it is safe to fetch:
 // http(s), https unless loopback, the resource's origin unless
 // AllowCrossOriginMetadata, never a link-local address, nor a private or
-// loopback one for a public resource (DESIGN §5, R-9728-10, R-MCP-22).
+// loopback one for a public resource (RFC 9728 §7.7, MCP security best practices, SSRF).
 // Otherwise the Escalator sees ResourceMetadata == "", never the URL.
 func TestHostileResourceMetadataRefused(t *testing.T) {
 	checkLeaks(t)
@@ -498,7 +505,7 @@ func TestHostileResourceMetadataRefused(t *testing.T) {
 
 // With AllowCrossOriginMetadata, resource_metadata is still refused when it
 // points at a link-local address, or at a loopback or private one for a
-// public resource (R-MCP-22), however the host is spelled. The numeric IPv4
+// public resource (MCP security best practices, SSRF), however the host is spelled. The numeric IPv4
 // forms that inet_aton accepts are no DNS names: the cgo resolver (Go's
 // default on macOS), curl and browsers turn them into the address:
 // 0xa9fea9fe, 2852039166, 169.254.43518 and 0251.0376.0251.0376 are
@@ -531,9 +538,9 @@ func TestHostileResourceMetadataNumericHostsRefused(t *testing.T) {
 
 // The token of a resource goes to its origin only: on a redirect chain that
 // hops to another origin and back (A → B → A), both visits to A carry it
-// and the visit to B does not (R-MCP-18, DESIGN §5); a challenge from B,
+// and the visit to B does not (RFC 6750 §5.3); a challenge from B,
 // resource_metadata and all, triggers nothing and comes back as B sent it
-// (D-9).
+// .
 func TestHostileRedirectHopsOriginAndBack(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
@@ -601,10 +608,10 @@ func TestHostileRedirectHopsOriginAndBack(t *testing.T) {
 // A server that stalls in the middle of a body, or before its headers,
 // holds the caller only until the caller's context ends; then everything
 // unwinds: the call or the body read returns the context's error, the
-// server sees the connection go, no goroutine is left (R-GO-2, DESIGN §4
+// server sees the connection go, no goroutine is left (the RoundTripper contract,
 // "waiters honour their own context"). Stalling the body of a challenge
 // that declares a short length stalls the drain stepup does before the
-// replay (DESIGN §6): the caller's context ends that too. (A challenge body
+// replay : the caller's context ends that too. (A challenge body
 // of unknown or greater length is not drained: see
 // TestHostileChallengeBodyStallsBeforeReplay.)
 func TestHostileStallingServer(t *testing.T) {
@@ -695,7 +702,7 @@ func TestHostileStallingServer(t *testing.T) {
 
 // A challenge whose body stalls after the headers does not hold the
 // request when the body's length is unknown or over 64 KiB: stepup closes
-// it unread rather than wait for bytes that may never come (DESIGN §6),
+// it unread rather than wait for bytes that may never come ,
 // escalates and replays, and the caller gets the replay's response without
 // cancelling anything; the stalled handler sees its client go.
 func TestHostileChallengeBodyStallsBeforeReplay(t *testing.T) {
@@ -746,7 +753,7 @@ func TestHostileChallengeBodyStallsBeforeReplay(t *testing.T) {
 // An Escalator that panics does not take the process down. The panic
 // becomes the documented *ChallengeError (not declined, with the reason and
 // status of the challenge, its message free of the token); the request is
-// not replayed; no refresh runs (D-3, D-10).
+// not replayed; no refresh runs.
 func TestHostileEscalatorPanics(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -792,7 +799,7 @@ func TestHostileEscalatorPanics(t *testing.T) {
 // An Escalator that ends its goroutine with runtime.Goexit (what t.FailNow
 // does) never returns, but its flight still ends: the request gets the
 // documented *ChallengeError, as for a panic, rather than blocking until
-// its context ends (D-10, DESIGN §4). Goexit runs the Escalator's deferred
+// its context ends. Goexit runs the Escalator's deferred
 // calls, and nothing is left running.
 func TestHostileEscalatorGoexit(t *testing.T) {
 	checkLeaks(t)
@@ -832,9 +839,9 @@ func TestHostileEscalatorGoexit(t *testing.T) {
 
 // An Escalator that panics, or ends its goroutine with runtime.Goexit,
 // while 50 requests wait for it: one call, and every one of the 50 gets the
-// *ChallengeError (DESIGN §4). A failure is not remembered like a refusal,
+// *ChallengeError. A failure is not remembered like a refusal,
 // so the Transport carries on: the next request escalates again and
-// succeeds (D-10).
+// succeeds.
 func TestHostileEscalatorPanicsWithWaiters(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -1021,8 +1028,8 @@ func (h *hostileBodyCounter) responses() []*countedBody {
 // stepup reads none of it, whether it replays, fails or hands the 403 back,
 // since the body's length is unknown or over 64 KiB (RoundTrip's doc); the
 // server gets only as far as the socket buffers let it before the
-// connection goes (DESIGN §6 "never read more than a bounded amount of any
-// response body", R-GO-2, R-GO-3).
+// connection goes ( "never read more than a bounded amount of any
+// response body", the RoundTripper contract, the RoundTripper contract).
 func TestHostileGiBChallengeBodyReadBounded(t *testing.T) {
 	const gib = 1 << 30
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
@@ -1177,7 +1184,7 @@ func (h *heapSampler) Write(p []byte) (int, error) {
 // byte-identical (it hashes what it receives), with one GetBody call; and
 // stepup does not buffer it: the whole process, client and server,
 // allocates a small fraction of the body's size during the request, and the
-// heap sampled every 8 MiB of upload stays flat (DESIGN §6, R-GO-3). The
+// heap sampled every 8 MiB of upload stays flat (the RoundTripper contract). The
 // figures are logged. It takes about 2 s under the race detector.
 func TestHostileHundredMiBBodyReplayedThroughGetBody(t *testing.T) {
 	checkLeaks(t)

@@ -65,8 +65,8 @@ func isLoopbackHost(host string) bool {
 }
 
 // validateResourceMetadata returns raw if an Escalator may be given it as a
-// resource_metadata URL for a resource at res (RFC 9728 §7.7, R-9728-10,
-// R-MCP-22), or "" and the reason it was refused.
+// resource_metadata URL for a resource at res (RFC 9728 §7.7, RFC 9728 §7.7,
+// MCP security best practices, SSRF), or "" and the reason it was refused.
 func validateResourceMetadata(raw string, res origin, allowCrossOrigin bool) (string, string) {
 	if raw == "" {
 		return "", ""

@@ -9,7 +9,7 @@ import (
 )
 
 // resource_metadata is handed on only when it is safe to fetch (RFC 9728
-// §7.7, R-9728-10, R-MCP-22).
+// §7.7, RFC 9728 §7.7, MCP security best practices, SSRF).
 func TestValidateResourceMetadata(t *testing.T) {
 	public := origin{scheme: "https", host: "mcp.example.com", port: "443"}
 	local := origin{scheme: "http", host: "127.0.0.1", port: "8080"}

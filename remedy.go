@@ -180,7 +180,8 @@ func (s *TokenSource) joinEscalation(call *escalationCall) (*escalation, bool, e
 	if f := s.escalated; f != nil {
 		return f, false, nil
 	}
-	if err := s.guard.blocked(call.key, call.sent, s.granted.sortedKey(), time.Now(), call.t.exhaustedTTL()); err != nil {
+	accepted := call.sent != 0 && s.accepted.Load() >= call.sent
+	if err := s.guard.blocked(call.key, call.sent, accepted, s.granted.sortedKey(), time.Now(), call.t.exhaustedTTL()); err != nil {
 		return nil, false, err
 	}
 	call.req.Scopes = s.requested.Union(s.granted, call.req.ChallengedScopes)

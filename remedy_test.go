@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,41 @@ func TestExpiredTokenWithoutRefreshTokenReauthorizes(t *testing.T) {
 			assert.Zero(t, w.as.refreshHits.Load())
 		})
 	}
+}
+
+// The MCP go-sdk server answers a missing token and an expired one alike:
+// 401 with scope and resource_metadata, no error code. The same challenge
+// after a token the resource has taken is not the first login coming
+// straight back but the token expiring: with no refresh token, it gets a
+// re-authorization, not ErrExhausted.
+func TestSameBare401AfterTokenExpiredReauthorizes(t *testing.T) {
+	checkLeaks(t)
+	w := newWorld(t)
+	w.mux.HandleFunc("/mcp", func(rw http.ResponseWriter, r *http.Request) {
+		if g := w.as.lookup(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); g == nil {
+			w.challenge(rw, http.StatusUnauthorized, `Bearer resource_metadata=%q, scope="files:read"`, w.metadataURL())
+			return
+		}
+		fmt.Fprint(rw, "ok")
+	})
+	w.as.issueRefresh.Store(false)
+	esc := newEscalator(w)
+	ts := w.source(nil)
+	c := &http.Client{Transport: w.transport(ts, esc)}
+
+	for range 3 {
+		status, _ := w.mustGet(c, "/mcp")
+		require.Equal(t, http.StatusOK, status)
+	}
+	require.Equal(t, int32(1), esc.calls.Load())
+	tok, err := ts.Token()
+	require.NoError(t, err)
+	w.as.revoke(tok) // it expires
+
+	status, _ := w.mustGet(c, "/mcp")
+	assert.Equal(t, http.StatusOK, status)
+	require.Equal(t, int32(2), esc.calls.Load())
+	assert.Equal(t, stepup.ReasonReauthorization, esc.requests()[1].Reason)
 }
 
 // A refresh that fails for a reason that may pass (a 503 from the token

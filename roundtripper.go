@@ -259,7 +259,11 @@ func (rt *roundTrip) run() (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := rt.send(rt.firstBody, s)
-	for err == nil && hasChallenge(resp) {
+	for err == nil {
+		if !hasChallenge(resp) {
+			rt.ts.noteAccepted(s.gen)
+			return resp, nil
+		}
 		c, v := rt.t.classify(resp, s, rt.ts.originKey)
 		if c == nil {
 			rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored",
@@ -270,17 +274,17 @@ func (rt *roundTrip) run() (*http.Response, error) {
 		var body io.ReadCloser
 		var replay bool
 		body, replay, err = rt.answer(ctx, resp, c, s)
-		if err != nil || !replay {
-			break // not replayed: resp untouched, or closed and err set
+		if err != nil {
+			return nil, err
+		}
+		if !replay {
+			return resp, nil // untouched
 		}
 		rt.replays++
 		s = rt.current()
 		resp, err = rt.send(body, s)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return nil, err
 }
 
 func (rt *roundTrip) logChallenge(ctx context.Context, c *challenge) {

@@ -582,11 +582,11 @@ func TestSeedInsufficientScopeEscalatesWithoutRefresh(t *testing.T) {
 
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, "ok /files/write ", body)
-	assert.Zero(t, w.as.refreshHits.Load(), "a refresh reached the token endpoint") // R-6749-3, D-3
-	require.Equal(t, int32(1), esc.calls.Load())                                    // R-6750-9
+	assert.Zero(t, w.as.refreshHits.Load(), "a refresh reached the token endpoint") // RFC 6749 §6,
+	require.Equal(t, int32(1), esc.calls.Load())                                    // RFC 6750 §3.1
 	er := esc.requests()[0]
 	assert.Equal(t, stepup.ReasonInsufficientScope, er.Reason)
-	assert.Equal(t, stepup.Scopes{"files:read", "files:write"}, er.Scopes) // R-MCP-4
+	assert.Equal(t, stepup.Scopes{"files:read", "files:write"}, er.Scopes) // MCP authorization, "Step-Up Authorization Flow"
 	assert.Equal(t, stepup.Scopes{"files:read", "files:write"}, er.ChallengedScopes)
 	assert.Equal(t, w.metadataURL(), er.ResourceMetadata)
 	assert.Equal(t, w.resource(), er.Resource)
@@ -597,14 +597,14 @@ func TestSeedInsufficientScopeEscalatesWithoutRefresh(t *testing.T) {
 	q := w.as.authorizeQueries()
 	require.Len(t, q, 1)
 	assert.Equal(t, "files:read files:write", q[0].Get("scope"))
-	assert.Equal(t, w.resource(), q[0].Get("resource")) // R-MCP-13
+	assert.Equal(t, w.resource(), q[0].Get("resource")) // RFC 8707 §2
 	_, granted := ts.Scopes()
 	assert.True(t, granted.Equal(stepup.Scopes{"files:write", "files:read"}))
 	assert.Equal(t, int32(2), w.hits.Load())
 }
 
 // The union keeps what the user was granted earlier, not only what this
-// challenge names (R-MCP-4, MCP 2026-07-28 sends only the missing scope).
+// challenge names (MCP authorization, "Step-Up Authorization Flow", MCP 2026-07-28 sends only the missing scope).
 func TestEscalationScopesAreRequestedGrantedAndChallenged(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/admin", "admin")
@@ -622,7 +622,7 @@ func TestEscalationScopesAreRequestedGrantedAndChallenged(t *testing.T) {
 }
 
 // An expired token drawn by 100 concurrent requests is refreshed once: a
-// rotating refresh token must never be redeemed twice (R-6749-6).
+// rotating refresh token must never be redeemed twice (OAuth 2.1 §4.3.1).
 func TestInvalidTokenConcurrentRequestsRefreshOnce(t *testing.T) {
 	checkLeaks(t)
 	const n = 100
@@ -667,17 +667,17 @@ func TestInvalidTokenConcurrentRequestsRefreshOnce(t *testing.T) {
 	for s := range statuses {
 		assert.Equal(t, http.StatusOK, s)
 	}
-	assert.Equal(t, int32(1), w.as.refreshHits.Load(), "token endpoint hits") // R-6749-6
+	assert.Equal(t, int32(1), w.as.refreshHits.Load(), "token endpoint hits") // OAuth 2.1 §4.3.1
 	assert.Zero(t, w.as.reuses.Load())
 	assert.Zero(t, esc.calls.Load())
 	f := w.as.refreshForms()[0]
 	assert.Equal(t, tok.RefreshToken, f.Get("refresh_token"))
-	assert.Equal(t, w.resource(), f.Get("resource")) // R-8707-3
+	assert.Equal(t, w.resource(), f.Get("resource")) // RFC 8707 §2.2
 	assert.False(t, f.Has("scope"), "a refresh must not send scope")
 }
 
 // 1,000 concurrent requests drawing the same 403 share one Escalator call
-// (DESIGN §4) and all succeed.
+// and all succeed.
 func TestThousandConcurrentRequestsOneEscalation(t *testing.T) {
 	checkLeaks(t)
 	const n = 1000
@@ -860,7 +860,7 @@ func TestPingPong401And403IsBounded(t *testing.T) {
 
 // A panic in an escalation's flight outside the Escalator, here in the
 // Logger's handler, ends the request with an *ChallengeError too, which
-// CheckRetry knows not to retry, rather than with an untyped error (D-10).
+// CheckRetry knows not to retry, rather than with an untyped error.
 func TestEscalationFlightPanicIsChallengeError(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
@@ -966,7 +966,7 @@ func TestEscalationTimeout(t *testing.T) {
 
 // When the request that started an escalation is cancelled, a request
 // waiting for the same escalation takes it over: the Escalator goes on, is
-// called once, and the waiter succeeds (DESIGN §4).
+// called once, and the waiter succeeds.
 func TestCancelledLeaderHandsOverToWaiter(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
@@ -1013,8 +1013,8 @@ func TestCancelledLeaderHandsOverToWaiter(t *testing.T) {
 	assert.Equal(t, int32(1), esc.calls.Load())
 }
 
-// A redirect to another origin goes without the token (R-MCP-18), and that
-// origin's challenges are not acted on (D-9).
+// A redirect to another origin goes without the token (RFC 6750 §5.3), and that
+// origin's challenges are not acted on.
 func TestCrossOriginRedirectCarriesNoToken(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
@@ -1052,7 +1052,7 @@ func TestCrossOriginRedirectCarriesNoToken(t *testing.T) {
 }
 
 // Challenges that are malformed, ambiguous, over a limit or not ours are
-// never acted on, and their response comes back untouched (D-7, D-8).
+// never acted on, and their response comes back untouched.
 func TestChallengesNotActedOn(t *testing.T) {
 	claims := base64.StdEncoding.EncodeToString([]byte(`{"access_token":{"acrs":{"essential":true,"value":"cp1"}}}`))
 	for _, tc := range []struct {
@@ -1061,17 +1061,17 @@ func TestChallengesNotActedOn(t *testing.T) {
 		header []string
 		nonce  []string
 	}{
-		{"duplicate parameter", 403, []string{`Bearer error="insufficient_scope", scope="a", scope="b"`}, nil},                // V15
-		{"duplicate parameter any case", 403, []string{`Bearer error="insufficient_scope", Scope="a", scope="b"`}, nil},       // V16
-		{"unterminated quote", 403, []string{`Bearer error="insufficient_scope, scope="a"`}, nil},                             // V21
-		{"trailing garbage", 401, []string{`Bearer realm="x" junk`}, nil},                                                     // V34
-		{"scope outside its character set", 403, []string{"Bearer error=\"insufficient_scope\", scope=\"caf\xc3\xa9\""}, nil}, // R-6750-6
-		{"unquoted scope with colon", 403, []string{`Bearer scope=files:write, error=insufficient_scope`}, nil},               // V26
+		{"duplicate parameter", 403, []string{`Bearer error="insufficient_scope", scope="a", scope="b"`}, nil},                //
+		{"duplicate parameter any case", 403, []string{`Bearer error="insufficient_scope", Scope="a", scope="b"`}, nil},       //
+		{"unterminated quote", 403, []string{`Bearer error="insufficient_scope, scope="a"`}, nil},                             //
+		{"trailing garbage", 401, []string{`Bearer realm="x" junk`}, nil},                                                     //
+		{"scope outside its character set", 403, []string{"Bearer error=\"insufficient_scope\", scope=\"caf\xc3\xa9\""}, nil}, // RFC 6750 §3
+		{"unquoted scope with colon", 403, []string{`Bearer scope=files:write, error=insufficient_scope`}, nil},               //
 		{"two Bearer challenges", 403, []string{`Bearer error="insufficient_scope", scope="a"`, `Bearer error="insufficient_scope", scope="b"`}, nil},
 		{"header over the size limit", 403, []string{`Bearer error="insufficient_scope", scope="a", realm="` + strings.Repeat("x", stepup.MaxChallengeHeaderBytes) + `"`}, nil},
-		{"invalid_request", 400, []string{`Bearer error="invalid_request"`}, nil},        // R-6750-7
-		{"invalid_request on 401", 401, []string{`Bearer error="invalid_request"`}, nil}, // R-6750-7
-		{"403 without error or scope", 403, []string{`Bearer realm="files"`}, nil},       // R-9110-17
+		{"invalid_request", 400, []string{`Bearer error="invalid_request"`}, nil},        // RFC 6750 §3.1
+		{"invalid_request on 401", 401, []string{`Bearer error="invalid_request"`}, nil}, // RFC 6750 §3.1
+		{"403 without error or scope", 403, []string{`Bearer realm="files"`}, nil},       // RFC 9110 §15.5.4
 		{"403 Basic only", 403, []string{`Basic realm="files"`}, nil},
 		{"unknown error code", 403, []string{`Bearer error="something_else", scope="a"`}, nil},
 		{"insufficient_claims without claims", 401, []string{`Bearer error="insufficient_claims"`}, nil},
@@ -1080,7 +1080,7 @@ func TestChallengesNotActedOn(t *testing.T) {
 		{"use_dpop_nonce in a Bearer challenge", 401, []string{`Bearer error="use_dpop_nonce"`}, []string{"n-1"}},
 		{"Negotiate only", 401, []string{`Negotiate YIIBhwYGKwYBBQUCoII=`}, nil},
 		{"claims with valid JSON but 405", 405, []string{`Bearer error="insufficient_claims", claims="` + claims + `"`}, nil},
-		{"403 without WWW-Authenticate", 403, nil, nil}, // R-9110-17
+		{"403 without WWW-Authenticate", 403, nil, nil}, // RFC 9110 §15.5.4
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -1162,7 +1162,7 @@ func TestPostBodyReplaysByteIdentical(t *testing.T) {
 // Before a replay, the challenge's body is read to its end when it declares
 // a length of at most 64 KiB, so that the replay goes out on the same
 // connection; a body of unknown or greater length is closed unread, and the
-// replay takes a new connection (RoundTrip's doc, DESIGN §6).
+// replay takes a new connection (RoundTrip's doc).
 func TestChallengeBodyDrainedOnlyWhenShort(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -1284,7 +1284,7 @@ func TestNonReplayableBodyRemediedNotResent(t *testing.T) {
 
 // RFC 9470: insufficient_user_authentication reaches the Escalator with
 // acr_values in order and max_age, and never causes a refresh, which cannot
-// change the authentication event (R-9470-5, R-9470-6, D-4).
+// change the authentication event (RFC 9470 §4, RFC 9470 §6.1).
 func TestStepUpAuthenticationGoesToEscalatorNeverRefresh(t *testing.T) {
 	w := newWorld(t)
 	w.mux.HandleFunc("/pay", func(rw http.ResponseWriter, r *http.Request) {
@@ -1311,14 +1311,14 @@ func TestStepUpAuthenticationGoesToEscalatorNeverRefresh(t *testing.T) {
 	assert.Equal(t, stepup.ReasonUserAuthentication, er.Reason)
 	assert.Equal(t, []string{"urn:mfa", "urn:pwd"}, er.ACRValues)
 	assert.Equal(t, 0, er.MaxAge)
-	assert.Equal(t, stepup.Scopes{"files:read", "payments"}, er.Scopes) // R-9470-3
+	assert.Equal(t, stepup.Scopes{"files:read", "payments"}, er.Scopes) // RFC 9470 §3
 	q := w.as.authorizeQueries()[0]
 	assert.Equal(t, "urn:mfa urn:pwd", q.Get("acr_values"))
 	assert.Equal(t, "0", q.Get("max_age"))
 }
 
-// A claims challenge (V32) reaches the Escalator with the claims decoded
-// (R-CAE-2, D-5).
+// A claims challenge reaches the Escalator with the claims decoded
+// (Entra claims challenge).
 func TestInsufficientClaimsGoesToEscalatorWithDecodedClaims(t *testing.T) {
 	const claims = `{"access_token":{"acrs":{"essential":true,"value":"cp1"}}}`
 	w := newWorld(t)
@@ -1373,7 +1373,7 @@ func (d *dpopSigner) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // use_dpop_nonce hands the nonce to the DPoP hook and replays once (RFC 9449
-// §9, D-6); a nonce outside 1*NQCHAR is refused (R-9449-5).
+// §9); a nonce outside 1*NQCHAR is refused (RFC 9449 §8.1).
 func TestDPoPNonce(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -1439,7 +1439,7 @@ func TestDPoPNonceReplayedOncePerRequest(t *testing.T) {
 
 // With refresh token rotation, the refresh uses the current refresh token;
 // a 401 that rejects a token older than the current one is replayed with the
-// current token and refreshes nothing (R-6749-5).
+// current token and refreshes nothing (RFC 6749 §6).
 func TestRefreshRotationAndOlderTokenReplay(t *testing.T) {
 	w := newWorld(t)
 	slowArrived := make(chan struct{})
@@ -1559,7 +1559,7 @@ func TestInvalidTokenWithoutRefreshReauthorizes(t *testing.T) {
 }
 
 // A 401 without error after a token was sent means the token is invalid;
-// after no token, authorization is required (R-6750-10, D-1).
+// after no token, authorization is required (RFC 6750 §3.1).
 func Test401WithoutErrorCode(t *testing.T) {
 	w := newWorld(t)
 	w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
@@ -1588,7 +1588,7 @@ func Test401WithoutErrorCode(t *testing.T) {
 
 // A 401 without any WWW-Authenticate breaks RFC 9110 §11.6.1 but still
 // means authorization is needed: with no token sent the Escalator is asked
-// (R-9110-15), with a token sent it is refreshed.
+// (RFC 9110 §15.5.2), with a token sent it is refreshed.
 func Test401WithoutChallenge(t *testing.T) {
 	w := newWorld(t)
 	w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
@@ -1696,7 +1696,7 @@ func TestRemedyPerChallenge(t *testing.T) {
 }
 
 // Dispatch is on the error code; a 401 carrying insufficient_scope is a
-// step-up, not a refresh (R-6750-11).
+// step-up, not a refresh (RFC 6750 §3.1).
 func TestErrorCodeWinsOverStatus(t *testing.T) {
 	w := newWorld(t)
 	w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
@@ -1757,7 +1757,7 @@ func TestBare403WithScope(t *testing.T) {
 }
 
 // resource_metadata reaches the Escalator only when it is safe to fetch
-// (R-9728-10, R-MCP-22).
+// (RFC 9728 §7.7, MCP security best practices, SSRF).
 func TestResourceMetadataValidatedForEscalator(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -1908,7 +1908,7 @@ func TestEscalationRequestPrintsWithoutToken(t *testing.T) {
 	}
 }
 
-// The caller's request is never modified (R-GO-1): no Authorization header
+// The caller's request is never modified (the RoundTripper contract): no Authorization header
 // appears on it, its body and URL stay as they were.
 func TestCallerRequestNotModified(t *testing.T) {
 	w := newWorld(t)

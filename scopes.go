@@ -14,7 +14,7 @@ type Scopes []string
 // ParseScopes parses a space-delimited scope string (RFC 6749 §3.3),
 // dropping duplicates and tolerating repeated, leading or trailing spaces. A
 // scope value with a byte outside %x21 / %x23-5B / %x5D-7E is an error
-// (R-6750-6): no scope guessed from such a value is ever requested.
+// (RFC 6750 §3): no scope guessed from such a value is ever requested.
 func ParseScopes(s string) (Scopes, error) {
 	var out Scopes
 	for _, v := range strings.Split(s, " ") {

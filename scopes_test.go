@@ -17,12 +17,12 @@ func TestParseScopes(t *testing.T) {
 		{"", nil, false},
 		{"   ", nil, false},
 		{"a", Scopes{"a"}, false},
-		{"b a", Scopes{"b", "a"}, false},             // order kept, carries no meaning (R-6750-4)
+		{"b a", Scopes{"b", "a"}, false},             // order kept, carries no meaning (RFC 6750 §3)
 		{"  a  b a ", Scopes{"a", "b"}, false},       // duplicates and extra spaces dropped
-		{"Read read", Scopes{"Read", "read"}, false}, // case-sensitive (R-6749-1)
+		{"Read read", Scopes{"Read", "read"}, false}, // case-sensitive (RFC 6749 §3.3)
 		{"files:read mcp:*", Scopes{"files:read", "mcp:*"}, false},
 		{"a\tb", nil, true}, // HTAB is not a delimiter nor a scope char
-		{`a"b`, nil, true},  // R-6750-6
+		{`a"b`, nil, true},  // RFC 6750 §3
 		{`a\b`, nil, true},
 		{"a\x7fb", nil, true},
 		{"caf\u00e9", nil, true},
@@ -46,7 +46,7 @@ func TestScopesSetOperations(t *testing.T) {
 	b := Scopes{"files:write", "files:read"}
 
 	u := a.Union(b, nil, Scopes{"admin", "profile"})
-	assert.Equal(t, Scopes{"files:read", "profile", "files:write", "admin"}, u) // R-MCP-4: stable, no duplicates
+	assert.Equal(t, Scopes{"files:read", "profile", "files:write", "admin"}, u) // MCP authorization, "Step-Up Authorization Flow": stable, no duplicates
 	assert.Equal(t, Scopes{"files:read", "profile"}, a, "Union must not modify its receiver")
 	assert.Equal(t, Scopes{}, Scopes(nil).Union())
 	assert.Equal(t, Scopes{"x"}, Scopes{"x", "x"}.Union(), "Union deduplicates the receiver too")

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/oauth2"
 )
@@ -96,6 +97,12 @@ type TokenSource struct {
 	guard     guard
 
 	refreshes flightGroup[uint64] // keyed by the generation being refreshed
+
+	// accepted is the newest generation that drew a response without a
+	// challenge: a token the resource took at least once. The guard tells
+	// by it a challenge that came straight back after its escalation from
+	// the same challenge once the token has expired.
+	accepted atomic.Uint64
 }
 
 // NewTokenSource returns a source for the protected resource identified by
@@ -256,6 +263,18 @@ func (s *TokenSource) current() (*oauth2.Token, uint64, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tok, s.gen, s.auth
+}
+
+// noteAccepted records that a request carrying generation gen drew no
+// challenge. It runs on every request: one atomic load when nothing
+// changes.
+func (s *TokenSource) noteAccepted(gen uint64) {
+	for {
+		a := s.accepted.Load()
+		if gen <= a || s.accepted.CompareAndSwap(a, gen) {
+			return
+		}
+	}
 }
 
 // canRefresh reports whether the token of generation gen, the current one,

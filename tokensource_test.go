@@ -22,8 +22,8 @@ import (
 
 var _ oauth2.TokenSource = (*stepup.TokenSource)(nil)
 
-// A resource is an absolute http(s) URI without fragment (R-8707-1), and
-// bearer tokens need TLS except on loopback (R-6750-13).
+// A resource is an absolute http(s) URI without fragment (RFC 8707 §2), and
+// bearer tokens need TLS except on loopback (RFC 6750 §5.3).
 func TestNewTokenSourceValidatesResource(t *testing.T) {
 	for _, tc := range []struct {
 		resource string
@@ -62,7 +62,7 @@ func TestNewTokenSourceValidatesResource(t *testing.T) {
 }
 
 // Token refreshes an expired token through the oauth2.Config, sending the
-// resource (R-8707-3) and no scope (R-6749-3), and reuses the result.
+// resource (RFC 8707 §2.2) and no scope (RFC 6749 §6), and reuses the result.
 func TestTokenSourceTokenRefreshesWhenExpired(t *testing.T) {
 	w := newWorld(t)
 	tok := w.as.issue(true, "files:read")
@@ -87,7 +87,7 @@ func TestTokenSourceTokenRefreshesWhenExpired(t *testing.T) {
 }
 
 // Twenty goroutines refreshing the same rejected token make one request to
-// the token endpoint and all get its token (R-6749-6).
+// the token endpoint and all get its token (OAuth 2.1 §4.3.1).
 func TestTokenSourceRefreshIsSingleFlight(t *testing.T) {
 	checkLeaks(t)
 	const n = 20
@@ -189,7 +189,7 @@ func TestTokenSourceKeepsRefreshTokenWhenOmitted(t *testing.T) {
 }
 
 // The granted scopes come from the token response's scope, else they are the
-// requested ones (R-6749-2).
+// requested ones (RFC 6749 §5.1).
 func TestTokenSourceGrantedScopes(t *testing.T) {
 	ts, err := stepup.NewTokenSource("https://api.example/mcp", nil, stepup.WithScopes("a", "b", "a"))
 	require.NoError(t, err)

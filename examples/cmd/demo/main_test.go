@@ -6,7 +6,7 @@ import (
 )
 
 // The demo is the seed scenario: 403 insufficient_scope is answered by the
-// Escalator with the union of scopes, and no refresh is ever sent (R-6749-3).
+// Escalator with the union of scopes, and no refresh is ever sent (RFC 6749 §6).
 func TestDemo(t *testing.T) {
 	var out strings.Builder
 	if err := run(&out); err != nil {
