@@ -58,3 +58,7 @@ func (s *goSDKSession) CallTool(ctx context.Context, name string, args map[strin
 }
 
 func (s *goSDKSession) Close() error { return s.cs.Close() }
+
+// WrapGoSDK returns cs as a [Session], for a go-sdk session connected by
+// other means (another OAuth client, say).
+func WrapGoSDK(cs *mcp.ClientSession) Session { return &goSDKSession{cs} }
