@@ -148,29 +148,27 @@ func (s *Server) redeemCode(form url.Values, client *Client) (*tokenResponse, er
 	case form.Get("resource") != g.resource:
 		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "resource differs from the authorization request"}
 	}
-	return s.issue(client.ID, g.granted, g.resource, secret()), nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issueLocked(client.ID, g.granted, g.resource, secret()), nil
 }
 
 // redeemRefresh is the refresh_token grant (RFC 6749 §6) with rotation and
-// reuse detection (RFC 9700 §4.14.2).
+// reuse detection (RFC 9700 §4.14.2). A refused request leaves the refresh
+// token usable; a granted one uses it up.
 func (s *Server) redeemRefresh(form url.Values, client *Client) (*tokenResponse, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	rt := s.refresh[form.Get("refresh_token")]
-	if rt != nil && rt.used {
-		s.stats.ReusedRefreshTokens++
-		s.revokeLocked(rt.family)
-		s.mu.Unlock()
-		return nil, invalidGrant("refresh token reused: the grant is revoked")
-	}
-	if rt != nil && rt.clientID == client.ID {
-		rt.used = true
-	}
-	s.mu.Unlock()
 	switch {
 	case rt == nil:
 		return nil, invalidGrant("unknown or revoked refresh token")
 	case rt.clientID != client.ID:
 		return nil, invalidGrant("refresh token issued to another client")
+	case rt.used:
+		s.stats.ReusedRefreshTokens++
+		s.revokeLocked(rt.family)
+		return nil, invalidGrant("refresh token reused: the grant is revoked")
 	case form.Has("resource") && form.Get("resource") != rt.resource:
 		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "resource differs from the grant"}
 	}
@@ -185,19 +183,18 @@ func (s *Server) redeemRefresh(form url.Values, client *Client) (*tokenResponse,
 			}
 		}
 	}
-	return s.issue(client.ID, scopes, rt.resource, rt.family), nil
+	rt.used = true
+	return s.issueLocked(client.ID, scopes, rt.resource, rt.family), nil
 }
 
-// issue mints an access token, and a refresh token when offline_access is
-// among scopes.
-func (s *Server) issue(clientID string, scopes []string, resource, family string) *tokenResponse {
+// issueLocked mints an access token, and a refresh token when
+// offline_access is among scopes.
+func (s *Server) issueLocked(clientID string, scopes []string, resource, family string) *tokenResponse {
 	ttl := s.accessTTL()
 	resp := &tokenResponse{
 		AccessToken: secret(), TokenType: "Bearer", ExpiresIn: int(ttl / time.Second),
 		Scope: strings.Join(scopes, " "),
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.access[resp.AccessToken] = &accessToken{clientID: clientID, scopes: scopes, resource: resource,
 		expires: time.Now().Add(ttl), family: family}
 	if slices.Contains(scopes, "offline_access") {

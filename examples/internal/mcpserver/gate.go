@@ -85,9 +85,10 @@ func toolCalled(r *http.Request) (string, bool) {
 	if r.Method != http.MethodPost || r.Body == nil {
 		return "", false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRPCBody+1))
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	orig := r.Body
+	body, err := io.ReadAll(io.LimitReader(orig, maxRPCBody+1))
+	// The next handler reads what was read here, then the rest.
+	r.Body = readCloser{io.MultiReader(bytes.NewReader(body), orig), orig}
 	if err != nil || len(body) > maxRPCBody {
 		return "", false
 	}
@@ -101,6 +102,11 @@ func toolCalled(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return msg.Params.Name, true
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // rewordingWriter replaces the challenge of a 401 or 403 written by
