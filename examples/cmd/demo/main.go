@@ -1,91 +1,228 @@
-// Command demo plays the scenario stepup exists for, in one process on
-// loopback: a client holds a token with a refresh token, calls a tool that
-// needs a scope the token lacks, and gets 403 insufficient_scope. A refresh
-// cannot widen scope (RFC 6749 §6), so stepup never tries one: it asks the
-// Escalator for the scopes requested, granted and challenged, installs the
-// new token and replays the call.
+// Command demo plays the scenario stepup exists for, end to end, in one
+// process on loopback, with real parts: an authorization server that issues
+// refresh tokens only for offline_access and never widens scope on refresh;
+// an MCP server built with the go-sdk whose first 401 asks for
+// offline_access and whose tool write_note needs mcp:write, answered with
+// 403 Bearer error="insufficient_scope"; and the go-sdk MCP client, whose
+// HTTP client is wrapped by stepup with an authorization-code Escalator.
+//
+// It narrates each step as it happens: 401, login, a tool call, the 403
+// with its WWW-Authenticate as received, consent for the union of the
+// scopes, the replay, the result, and that no refresh was sent for the 403
+// (a refresh cannot widen scope, RFC 6749 §6).
+//
+//	go run ./examples/cmd/demo              # the seed scenario
+//	go run ./examples/cmd/demo -decline     # the guard: the user declines the new scope
+//	go run ./examples/cmd/demo -interactive # consent in a browser, through a loopback receiver
 package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
-	"sync/atomic"
-
-	"golang.org/x/oauth2"
+	"time"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/examples/internal/authserver"
+	"github.com/stepup-go/stepup/examples/internal/interim"
+	"github.com/stepup-go/stepup/examples/internal/mcpclient"
+	"github.com/stepup-go/stepup/examples/internal/mcpserver"
 )
 
 func main() {
 	log.SetFlags(0)
-	if err := run(os.Stdout); err != nil {
-		log.Fatal(err)
+	var o options
+	flag.BoolVar(&o.decline, "decline", false, "the user declines the new scope: show the guard")
+	flag.BoolVar(&o.interactive, "interactive", false, "consent in a browser, through a loopback receiver")
+	flag.Parse()
+	if err := run(os.Stdout, o); err != nil {
+		log.Fatal("demo: ", err)
 	}
 }
 
-func run(out io.Writer) error {
-	var refreshes atomic.Int32
-	tokenEndpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A refresh keeps the original grant: it can never add a scope.
-		refreshes.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"access_token": "refreshed-read-token", "token_type": "Bearer", "expires_in": 3600, "scope": "tools:read",
-		})
-	}))
-	defer tokenEndpoint.Close()
+type options struct {
+	decline     bool
+	interactive bool
+	// open brings an authorization URL to the person in interactive mode.
+	// Nil means a browser.
+	open func(string) error
+}
 
-	mcp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if r.URL.Path == "/tools/custom" && tok != "write-token" {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(
-				`Bearer error="insufficient_scope", scope="tools:custom", resource_metadata="http://%s/.well-known/oauth-protected-resource/mcp", error_description="Tool 'custom-tool' requires additional scope"`,
-				r.Host))
-			w.WriteHeader(http.StatusForbidden)
-			return
+func run(out io.Writer, o options) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	n := &narrator{out: out}
+
+	as := authserver.New(authserver.Config{Observe: n.observe})
+	defer as.Close()
+	srv := mcpserver.NewGoSDK(mcpserver.Config{AuthServer: as, Challenges: mcpserver.RFC6750Challenges})
+	defer srv.Close()
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+
+	n.say("stepup demo: %s, in one process on loopback", map[bool]string{false: "the seed scenario", true: "the guard (the user declines)"}[o.decline])
+	n.say("  authorization server  %s  (refresh tokens only for offline_access; a refresh never widens scope)", as.URL)
+	n.say("  MCP server (go-sdk)   %s  (the 401 asks for %q; %s needs %s)", srv.URL,
+		mcpserver.ScopeRead+" "+mcpserver.ScopeOffline, mcpserver.ToolWrite, mcpserver.ScopeWrite)
+	n.say("  MCP client (go-sdk)   its HTTP client is a stepup.Transport with an authorization-code Escalator")
+
+	var receiver interim.Receiver = &interim.Headless{Client: &http.Client{Transport: base}}
+	if o.interactive {
+		as.SetConsent(nil) // a consent page, for a person
+		open := o.open
+		if open == nil {
+			open = openBrowser(n)
 		}
-		fmt.Fprintf(w, "tool %s ran", r.URL.Path)
-	}))
-	defer mcp.Close()
+		receiver = &interim.Loopback{Open: open}
+	}
+	ts, err := stepup.NewTokenSource(srv.URL, nil)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Transport: &stepup.Transport{
+		Base:      &wire{base: base, n: n},
+		Source:    ts,
+		Escalator: narrated(n, newEscalator(receiver, &http.Client{Transport: base})),
+	}}
 
-	cfg := &oauth2.Config{ClientID: "demo", Endpoint: oauth2.Endpoint{TokenURL: tokenEndpoint.URL}}
-	ts, err := stepup.NewTokenSource(mcp.URL+"/mcp",
-		&oauth2.Token{AccessToken: "read-token", RefreshToken: "refresh-1"},
-		stepup.WithOAuth2Config(cfg), stepup.WithScopes("tools:read"))
+	n.say("\n1. The client connects, with no token yet.")
+	// Protocol 2025-11-25: the initialize handshake and a session with a
+	// standalone SSE stream, as most servers deployed today speak.
+	session, err := mcpclient.Connect(ctx, mcpclient.GoSDK, srv.URL, hc, mcpclient.Options{ProtocolVersion: mcpclient.Legacy})
 	if err != nil {
-		return err
+		return fmt.Errorf("connect: %w", err)
 	}
-	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
-		// A real Escalator runs an authorization code flow with PKCE and
-		// asks the user to consent; this one consents at once.
-		fmt.Fprintf(out, "Escalator: %s, asking for %q (challenged %q), metadata %s\n",
-			req.Reason, req.Scopes, req.ChallengedScopes, req.ResourceMetadata)
-		return &stepup.Grant{Token: &oauth2.Token{AccessToken: "write-token", RefreshToken: "refresh-2"}}, nil
-	})
-	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
-
-	resp, err := client.Get(mcp.URL + "/tools/custom")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
+	defer session.Close() // on the error paths; closing twice is harmless
+	tok, _ := ts.Token()
 	_, granted := ts.Scopes()
-	fmt.Fprintf(out, "Result: %s %s\n", resp.Status, body)
-	fmt.Fprintf(out, "Granted scopes now: %q\n", granted)
-	fmt.Fprintf(out, "Refresh requests sent: %d (a refresh cannot widen scope)\n", refreshes.Load())
-	if resp.StatusCode != http.StatusOK || refreshes.Load() != 0 {
-		return fmt.Errorf("demo: step-up did not go as it should")
+	n.say("   connected; granted %q, refresh token: %t", granted.String(), tok.RefreshToken != "")
+
+	n.say("\n2. The client calls %s, which the token allows.", mcpserver.ToolRead)
+	if err := call(ctx, n, session, mcpserver.ToolRead, nil); err != nil {
+		return err
+	}
+
+	if o.decline {
+		return guard(ctx, n, as, session, o)
+	}
+	n.say("\n3. The client calls %s, which needs %s. The client holds a refresh token, but a refresh", mcpserver.ToolWrite, mcpserver.ScopeWrite)
+	n.say("   cannot add a scope (RFC 6749 §6): stepup asks for consent to the union of the scopes instead.")
+	if err := call(ctx, n, session, mcpserver.ToolWrite, map[string]any{"text": "hello from the demo"}); err != nil {
+		return err
+	}
+	_, granted = ts.Scopes()
+	n.say("   granted now: %q", granted.String())
+
+	n.say("\n4. The session goes on with the wider token.")
+	if err := call(ctx, n, session, mcpserver.ToolRead, nil); err != nil {
+		return err
+	}
+	return summary(n, as, session)
+}
+
+// guard plays the second mode: the user declines mcp:write.
+func guard(ctx context.Context, n *narrator, as *authserver.Server, session mcpclient.Session, o options) error {
+	if o.interactive {
+		n.say("\n   (In the browser, press Decline, or untick %s and approve.)", mcpserver.ScopeWrite)
+	} else {
+		as.SetConsent(authserver.DeclineIfRequested(mcpserver.ScopeWrite))
+	}
+	n.say("\n3. The client calls %s, which needs %s; the user will not grant it.", mcpserver.ToolWrite, mcpserver.ScopeWrite)
+	_, err := session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": "not allowed"})
+	if err == nil {
+		return errors.New("write_note succeeded although the user declined")
+	}
+	n.say("   the call failed: %v", err)
+	n.say("   errors.Is(err, stepup.ErrDeclined) = %t: the caller can tell a refusal from a failure", errors.Is(err, stepup.ErrDeclined))
+
+	n.say("\n4. The session goes on serving calls that need no new scope.")
+	if err := call(ctx, n, session, mcpserver.ToolRead, nil); err != nil {
+		return err
+	}
+	return summary(n, as, session)
+}
+
+// call calls a tool and narrates the result.
+func call(ctx context.Context, n *narrator, s mcpclient.Session, tool string, args map[string]any) error {
+	out, err := s.CallTool(ctx, tool, args)
+	if err != nil {
+		return fmt.Errorf("%s: %w", tool, err)
+	}
+	n.say("   result: %s", strings.ReplaceAll(out, "\n", " / "))
+	return nil
+}
+
+// summary closes the session and prints the authorization server's counts,
+// and fails when they are not what stepup promises: one prompt for the
+// login, one for the step-up, no refresh.
+func summary(n *narrator, as *authserver.Server, session mcpclient.Session) error {
+	const prompts = 2
+	n.say("\n5. The client closes the session.")
+	if err := session.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	st := as.Stats()
+	n.say("\nConsent prompts: %d. Token requests: %d authorization_code, %d refresh_token.",
+		st.ConsentPrompts, st.CodeExchanges(), st.Refreshes())
+	n.say("Refresh requests sent for the 403: %d (a refresh cannot widen scope, RFC 6749 §6).", st.Refreshes())
+	if st.ConsentPrompts != prompts || st.Refreshes() != 0 {
+		return fmt.Errorf("expected %d consent prompts and no refresh", prompts)
 	}
 	return nil
+}
+
+// newEscalator returns the authorization-code Escalator: the one place
+// that changes when stepup's own authcode package replaces the interim one.
+func newEscalator(r interim.Receiver, hc *http.Client) stepup.Escalator {
+	return interim.New(interim.Config{Receiver: r, HTTPClient: hc, ClientName: "stepup demo"})
+}
+
+// narrated tells what stepup asks of the Escalator before it asks.
+func narrated(n *narrator, e stepup.Escalator) stepup.Escalator {
+	return stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
+		line := fmt.Sprintf("     stepup: %s → Escalator, asking for %q", req.Reason, req.Scopes.String())
+		if len(req.ChallengedScopes) > 0 && !req.ChallengedScopes.Equal(req.Scopes) {
+			line += fmt.Sprintf(": requested ∪ granted ∪ challenged (%q); no refresh", req.ChallengedScopes.String())
+		}
+		n.say("%s", line)
+		g, err := e.Escalate(ctx, req)
+		if err != nil {
+			n.say("     stepup: the Escalator failed: %v", err)
+		}
+		return g, err
+	})
+}
+
+// openBrowser returns an opener that prints the URL and starts the
+// system's browser on it, with no shell in between; only http(s) URLs.
+func openBrowser(n *narrator) func(string) error {
+	return func(u string) error {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("refusing to open %q: not an http(s) URL", u)
+		}
+		n.say("     open this URL to consent: %s", u)
+		var cmd *exec.Cmd
+		switch runtime.GOOS {
+		case "darwin":
+			cmd = exec.Command("open", u)
+		case "windows":
+			cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", u)
+		default:
+			cmd = exec.Command("xdg-open", u)
+		}
+		if err := cmd.Start(); err != nil {
+			n.say("     (could not start a browser: %v; open the URL yourself)", err)
+			return nil
+		}
+		go func() { _ = cmd.Wait() }()
+		return nil
+	}
 }

@@ -1,0 +1,146 @@
+// Package mcpserver runs the MCP servers of stepup's seed scenario in the
+// process, on loopback: one built with the go-sdk
+// (github.com/modelcontextprotocol/go-sdk) and one with mcp-go
+// (github.com/mark3labs/mcp-go), both stateful Streamable HTTP servers
+// protected by tokens of an [authserver.Server].
+//
+// The seed scenario: the first 401 asks for the base scopes, offline_access
+// among them, so the client gets a refresh token; every tool but one needs
+// only those; the tool write_note needs one more scope, mcp:write, and a
+// call to it with a token that lacks it gets a 403 naming that scope. A
+// client that refreshes on that 403 gets the same token scope again (RFC
+// 6749 §6) and the same 403; one that asks for consent to the scopes it
+// had plus mcp:write gets through.
+package mcpserver
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+
+	"github.com/stepup-go/stepup/examples/internal/authserver"
+)
+
+// The scopes of the seed scenario.
+const (
+	ScopeRead    = "mcp:read"
+	ScopeWrite   = "mcp:write"
+	ScopeOffline = "offline_access"
+)
+
+// The tools of the seed scenario.
+const (
+	// ToolRead needs only the base scopes.
+	ToolRead = "read_notes"
+	// ToolWrite needs ScopeWrite on top of them.
+	ToolWrite = "write_note"
+)
+
+// Config configures a server. Only AuthServer is required.
+type Config struct {
+	// AuthServer issues and verifies the tokens. The server registers its
+	// resource URI with it.
+	AuthServer *authserver.Server
+
+	// Challenges says how challenges are worded: the go-sdk's as they are
+	// (the zero value) or with RFC 6750 error codes.
+	Challenges Challenges
+
+	// BaseScopes are required on every request and asked for in the 401.
+	// Nil means ScopeRead and ScopeOffline.
+	BaseScopes []string
+
+	// ToolScopes are the scopes a tools/call of each tool needs beyond the
+	// base scopes. Nil means ToolWrite needs ScopeWrite.
+	ToolScopes map[string][]string
+
+	// ScopesSupported is the protected resource metadata's
+	// scopes_supported (RFC 9728 §2). Nil means ScopeRead.
+	ScopesSupported []string
+}
+
+func (c *Config) defaults() {
+	if c.BaseScopes == nil {
+		c.BaseScopes = []string{ScopeRead, ScopeOffline}
+	}
+	if c.ToolScopes == nil {
+		c.ToolScopes = map[string][]string{ToolWrite: {ScopeWrite}}
+	}
+	if c.ScopesSupported == nil {
+		c.ScopesSupported = []string{ScopeRead}
+	}
+}
+
+// Server is a running MCP server.
+type Server struct {
+	// URL is the MCP endpoint, http://127.0.0.1:port/mcp: the resource
+	// identifier (RFC 8707) of its tokens.
+	URL string
+	// MetadataURL is its protected resource metadata (RFC 9728),
+	// at the path-inserted well-known URI.
+	MetadataURL string
+
+	srv    *httptest.Server
+	counts *counts
+	notify func()
+	close  func()
+}
+
+// start serves mcp, behind the gate, and the metadata document on a
+// loopback listener. build gets the server with its URLs set and returns
+// the MCP endpoint's handler and the metadata handler.
+func start(cfg Config, build func(s *Server, g *gate, cfg Config) (mcp, metadata http.Handler)) *Server {
+	cfg.defaults()
+	s := &Server{counts: &counts{}}
+	mux := http.NewServeMux()
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL + "/mcp"
+	s.MetadataURL = s.srv.URL + "/.well-known/oauth-protected-resource/mcp"
+	cfg.AuthServer.AllowResource(s.URL)
+	g := &gate{
+		as: cfg.AuthServer, resource: s.URL, metadataURL: s.MetadataURL,
+		base: cfg.BaseScopes, toolScopes: cfg.ToolScopes, style: cfg.Challenges, counts: s.counts,
+	}
+	mcp, metadata := build(s, g, cfg)
+	mux.Handle("/mcp", g.wrap(mcp))
+	mux.Handle("/.well-known/oauth-protected-resource/mcp", metadata)
+	return s
+}
+
+// Counts returns what the server answered so far.
+func (s *Server) Counts() Counts { return s.counts.get() }
+
+// Notify makes the server send a notifications/tools/list_changed to every
+// session, over its standalone SSE stream.
+func (s *Server) Notify() { s.notify() }
+
+// Close ends the sessions, their streams and the server.
+func (s *Server) Close() {
+	if s.close != nil {
+		s.close()
+	}
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// notes is the tools' shared state: what write_note wrote.
+type notes struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (n *notes) add(text string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.all = append(n.all, text)
+}
+
+func (n *notes) read() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.all) == 0 {
+		return "(no notes yet)"
+	}
+	return strings.Join(n.all, "\n")
+}
