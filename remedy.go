@@ -25,7 +25,10 @@ func (s *TokenSource) refreshFrom(ctx context.Context, rejected uint64) error {
 	return s.refreshes.do(ctx, rejected, func(ctx context.Context) error { return s.runRefresh(ctx, rejected) })
 }
 
-// runRefresh is the refresh flight of generation rejected.
+// runRefresh is the refresh flight of generation rejected. With a store,
+// it runs alone across everyone sharing it, and takes the grant saved there
+// when another source refreshed first: a rotating refresh token is
+// redeemed once across processes too.
 func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 	s.mu.Lock()
 	tok, gen, refresh, gone := s.tok, s.gen, s.refresh, s.goneGen == rejected
@@ -33,17 +36,40 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 	switch {
 	case gen != rejected && tok != nil:
 		return nil // someone installed a newer token meanwhile
-	case tok == nil || tok.RefreshToken == "" || refresh == nil:
+	case tok == nil || refresh == nil:
 		return ErrNoRefreshToken
-	case gone:
-		return fmt.Errorf("%w, earlier", ErrInvalidGrant)
 	}
-	nt, err := callRefresh(ctx, refresh, tok, s.resource)
-	if err != nil {
-		return s.refreshFailed(err, rejected, tok)
-	}
+	return s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		if usable(saved) && saved.Token.AccessToken != tok.AccessToken {
+			if saved.Token.Valid() && s.adoptSaved(saved, tok) {
+				return nil, nil
+			}
+			// Expired too: refresh the saved grant, whose refresh
+			// token is the newest.
+			s.mu.Lock()
+			s.adoptLocked(saved)
+			tok, rejected, gone = s.tok, s.gen, false
+			s.mu.Unlock()
+		}
+		switch {
+		case tok.RefreshToken == "":
+			return nil, ErrNoRefreshToken
+		case gone:
+			return nil, fmt.Errorf("%w, earlier", ErrInvalidGrant)
+		}
+		nt, err := callRefresh(ctx, refresh, tok, s.resource)
+		if err != nil {
+			return nil, s.refreshFailed(err, rejected, tok)
+		}
+		return s.installRefreshed(nt, tok, rejected)
+	})
+}
+
+// installRefreshed installs nt, refreshed from tok of generation rejected,
+// and returns what the store keeps of it.
+func (s *TokenSource) installRefreshed(nt, tok *oauth2.Token, rejected uint64) (*SavedGrant, error) {
 	if nt == nil || nt.AccessToken == "" {
-		return fmt.Errorf("%w for %s: the RefreshFunc returned no access token", ErrRefreshFailed, s.origin)
+		return nil, fmt.Errorf("%w for %s: the RefreshFunc returned no access token", ErrRefreshFailed, s.origin)
 	}
 	if nt.RefreshToken == "" {
 		// No refresh token in the response: the old one stays valid
@@ -57,7 +83,7 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 	if s.gen != rejected {
 		// An escalation installed a token of a newer grant meanwhile; a
 		// token refreshed from the old grant must not replace it.
-		return nil
+		return nil, nil
 	}
 	granted := s.granted // a refresh keeps the grant's scope unless it says otherwise
 	if g, ok := scopeExtra(nt); ok {
@@ -65,7 +91,7 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 	}
 	s.installLocked(nt, s.requested, false)
 	s.granted = granted
-	return nil
+	return s.savedLocked(), nil
 }
 
 // refreshFailed records a refused refresh token and returns err, the error
@@ -211,16 +237,32 @@ func (s *TokenSource) runEscalation(parent context.Context, f *escalation, call 
 	err = s.escalateOnce(ctx, f, call)
 }
 
-// escalateOnce calls the Escalator and installs its grant.
+// escalateOnce calls the Escalator and installs its grant. With a store,
+// it runs alone across everyone sharing it, and takes the grant saved there
+// instead when another source got one that may cure the challenge.
 func (s *TokenSource) escalateOnce(ctx context.Context, f *escalation, call *escalationCall) error {
-	call.t.event(ctx, slog.LevelInfo, "stepup: escalation start", slog.Any("request", call.req))
-	g, err := callEscalator(ctx, call.t.Escalator, call.req)
-	if err != nil {
-		return err
-	}
-	if g == nil || g.Token == nil || g.Token.AccessToken == "" {
-		return errors.New("the Escalator returned no access token")
-	}
+	return s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		if usable(saved) && saved.Token.Valid() && call.curedBy(saved.Granted) && s.adoptSaved(saved, call.req.RejectedToken) {
+			f.installed = true
+			return nil, nil
+		}
+		call.t.event(ctx, slog.LevelInfo, "stepup: escalation start", slog.Any("request", call.req))
+		g, err := callEscalator(ctx, call.t.Escalator, call.req)
+		if err != nil {
+			return nil, err
+		}
+		if g == nil || g.Token == nil || g.Token.AccessToken == "" {
+			return nil, errors.New("the Escalator returned no access token")
+		}
+		return s.installGrant(f, call, g), nil
+	})
+}
+
+// installGrant installs the grant g of the escalation f and returns what the
+// store keeps of it, or nil when a newer grant arrived while the Escalator
+// ran (Set, say): an escalation never replaces a grant it did not see, and
+// its waiters replay with that one.
+func (s *TokenSource) installGrant(f *escalation, call *escalationCall, g *Grant) *SavedGrant {
 	requested := call.req.Scopes
 	if g.Scopes != nil {
 		requested = g.Scopes
@@ -228,17 +270,18 @@ func (s *TokenSource) escalateOnce(ctx context.Context, f *escalation, call *esc
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.grantSeq != f.grantSeq {
-		// A newer grant arrived meanwhile (Set): never replace a grant
-		// the escalation did not see. Its waiters replay with that one.
 		return nil
 	}
 	if g.Refresh != nil {
 		s.refresh, s.goneGen = g.Refresh, 0
 	}
+	if g.Issuer != "" {
+		s.issuer = g.Issuer
+	}
 	gen := s.installLocked(g.Token, requested, true)
 	s.guard.escalated(f.key, gen, s.granted.sortedKey(), time.Now())
 	f.installed = true
-	return nil
+	return s.savedLocked()
 }
 
 // endEscalation ends the escalation f with err and tells its waiters.

@@ -345,6 +345,11 @@ func (rt *roundTrip) replayBody() (io.ReadCloser, error) {
 // first rather than after a 401. When that refresh cannot be done the
 // expired token goes out anyway and the resource's answer decides.
 func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
+	if rt.ts.store != nil {
+		if err := rt.ts.load(ctx); err != nil {
+			return sent{}, err
+		}
+	}
 	s := rt.current()
 	if s.tok == nil || s.tok.Valid() || s.tok.RefreshToken == "" {
 		return s, nil

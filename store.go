@@ -2,6 +2,8 @@ package stepup
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"golang.org/x/oauth2"
 )
@@ -55,4 +57,77 @@ type SavedGrant struct {
 	// Issuer is the issuer of the authorization server that issued Token,
 	// when known.
 	Issuer string `json:"issuer,omitempty"`
+}
+
+// How a TokenSource uses its store.
+
+// usable reports whether g holds a token to send.
+func usable(g *SavedGrant) bool {
+	return g != nil && g.Token != nil && g.Token.AccessToken != ""
+}
+
+// load takes the grant saved in the store, once, on first use. A failed
+// load is tried again by the next caller.
+func (s *TokenSource) load(ctx context.Context) error {
+	if s.loaded.Load() {
+		return nil
+	}
+	s.loadMutex.Lock()
+	defer s.loadMutex.Unlock()
+	if s.loaded.Load() {
+		return nil
+	}
+	saved, err := s.store.Load(ctx, s.storeKey)
+	if err != nil {
+		return fmt.Errorf("stepup: loading the saved grant of %s: %w", s.resource, err)
+	}
+	if usable(saved) {
+		s.mu.Lock()
+		s.adoptLocked(saved)
+		s.mu.Unlock()
+	}
+	s.loaded.Store(true)
+	return nil
+}
+
+// adoptLocked makes the saved grant g current.
+func (s *TokenSource) adoptLocked(g *SavedGrant) {
+	s.installLocked(g.Token, g.Requested, true)
+	if g.Granted != nil {
+		s.granted = slices.Clone(g.Granted)
+	}
+	if g.Issuer != "" {
+		s.issuer = g.Issuer
+	}
+}
+
+// savedLocked is what the store keeps of the current grant.
+func (s *TokenSource) savedLocked() *SavedGrant {
+	return &SavedGrant{Token: s.tok, Requested: slices.Clone(s.requested), Granted: slices.Clone(s.granted), Issuer: s.issuer}
+}
+
+// exclusive runs fn alone across everyone sharing the source's store, with
+// the grant saved there, and saves the grant fn returns, if any. Without a
+// store it runs fn as it is: the flights keep it alone in this process.
+func (s *TokenSource) exclusive(ctx context.Context, fn func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error)) error {
+	if s.store == nil {
+		_, err := fn(ctx, nil)
+		return err
+	}
+	return s.store.Update(ctx, s.storeKey, fn)
+}
+
+// adoptSaved makes the saved grant current if it is usable and is not the
+// grant whose token was rejected: another source sharing the store renewed
+// it already. It reports whether it did.
+func (s *TokenSource) adoptSaved(saved *SavedGrant, rejected *oauth2.Token) bool {
+	if !usable(saved) || rejected != nil && saved.Token.AccessToken == rejected.AccessToken {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok == nil || s.tok.AccessToken != saved.Token.AccessToken {
+		s.adoptLocked(saved)
+	}
+	return true
 }

@@ -50,6 +50,25 @@ func WithRefreshFunc(f RefreshFunc) TokenSourceOption {
 	return func(s *TokenSource) { s.refresh = f }
 }
 
+// WithStore keeps the source's grant in st, so that it outlives the process
+// and is shared with every source of the same resource (and issuer, see
+// [WithIssuer]) using st: each refresh and each escalation runs inside
+// [Store.Update], alone across all of them, and a source that finds a newer
+// grant saved there takes it instead of refreshing or asking the user. The
+// source loads the saved grant on first use; the token given to
+// [NewTokenSource] is used only when st holds none.
+func WithStore(st Store) TokenSourceOption {
+	return func(s *TokenSource) { s.store = st }
+}
+
+// WithIssuer ties the source to the authorization server with the issuer
+// identifier iss (RFC 8414 §2): its grant is saved under the resource and
+// iss in the [Store], apart from grants of other authorization servers for
+// the same resource.
+func WithIssuer(iss string) TokenSourceOption {
+	return func(s *TokenSource) { s.issuer = iss }
+}
+
 // WithScopes records the scopes the initial token was requested with. They
 // are the base of every escalation's scope union and, when the token
 // response carried no scope, the granted set (RFC 6749 §5.1).
@@ -81,6 +100,7 @@ type TokenSource struct {
 	// hostport is the resource URL's Host in lower case: most request URLs
 	// spell it the same, which matchesOrigin checks before splitting ports.
 	hostport string
+	store    Store // nil: the grant lives in this source alone
 
 	// mu guards the state below. It is never held across a network call
 	// or a call of user code.
@@ -92,6 +112,7 @@ type TokenSource struct {
 	requested Scopes
 	granted   Scopes
 	refresh   RefreshFunc
+	issuer    string      // of the current grant, or the one given by WithIssuer
 	goneGen   uint64      // generation whose refresh token the server refused (invalid_grant)
 	escalated *escalation // the escalation under way, nil when none
 	guard     guard
@@ -103,6 +124,10 @@ type TokenSource struct {
 	// by it a challenge that came straight back after its escalation from
 	// the same challenge once the token has expired.
 	accepted atomic.Uint64
+
+	loaded    atomic.Bool // the saved grant was loaded from the store
+	storeKey  StoreKey
+	loadMutex sync.Mutex // one load at a time
 }
 
 // NewTokenSource returns a source for the protected resource identified by
@@ -135,6 +160,8 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.storeKey = StoreKey{Resource: resource, Issuer: s.issuer}
+	s.loaded.Store(s.store == nil)
 	if tok != nil {
 		s.installLocked(tok, s.requested, true)
 	}
@@ -162,6 +189,9 @@ func (s *TokenSource) Token() (*oauth2.Token, error) {
 // token endpoint is down, say) returns an error wrapping
 // [ErrRefreshFailed]. The returned token must not be modified.
 func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
 	tok, gen, _ := s.current()
 	if tok == nil {
 		return nil, ErrNoToken
@@ -195,6 +225,9 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 // token, a refresh abandoned after the server answered would lose the new
 // refresh token, and the grant with it.
 func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
 	tok, gen, _ := s.current()
 	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
 		return tok, nil
@@ -214,10 +247,34 @@ func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oau
 //
 // A nil token, or one without access token, makes the source forget its
 // token: the next request goes out without one.
+//
+// With a [Store], Set saves the grant there too; use
+// [TokenSource.SetContext] to bound that and learn whether it worked.
 func (s *TokenSource) Set(tok *oauth2.Token, requested Scopes) {
+	_ = s.SetContext(context.Background(), tok, requested)
+}
+
+// SetContext is [TokenSource.Set] with a context for the [Store], if any.
+// The token is current in the source whatever the store answers; the error
+// says whether it was saved (or, for a nil token, deleted) there.
+func (s *TokenSource) SetContext(ctx context.Context, tok *oauth2.Token, requested Scopes) error {
+	if s.store != nil {
+		// What is set now supersedes whatever was saved before.
+		s.loadMutex.Lock()
+		defer s.loadMutex.Unlock()
+		s.loaded.Store(true)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.installLocked(tok, requested, true)
+	saved := s.savedLocked()
+	s.mu.Unlock()
+	switch {
+	case s.store == nil:
+		return nil
+	case !usable(saved):
+		return s.store.Delete(ctx, s.storeKey)
+	}
+	return s.store.Update(ctx, s.storeKey, func(context.Context, *SavedGrant) (*SavedGrant, error) { return saved, nil })
 }
 
 // SetRefreshFunc makes the source refresh with f from now on; nil turns
