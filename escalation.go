@@ -27,6 +27,11 @@ import (
 // again for a while. ctx keeps the values of the context of the request
 // that started the escalation, but not its cancellation: see
 // [Transport.EscalationTimeout].
+//
+// Make the Escalator's own requests (metadata, token endpoint) with a
+// client of its own, not through a Transport of the same source: one
+// escalation runs at a time for a resource, so a request of the escalation
+// that drew a challenge would wait for the escalation itself.
 type Escalator interface {
 	Escalate(ctx context.Context, req *EscalationRequest) (*Grant, error)
 }

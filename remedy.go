@@ -159,13 +159,14 @@ func (c *escalationCall) curedBy(granted Scopes) bool {
 
 // escalate obtains a grant that answers call's challenge. It returns
 // escalated false and no error when a newer token may cure the challenge
-// already, or arrived while the Escalator ran: replay with it. Otherwise it runs the Escalator, or waits for the
-// escalation under way: when that one is for the same challenge, its
-// outcome is the caller's too; when it is for another one, the caller looks
-// again once it ends, since the new grant may cure its challenge, and
-// starts an escalation of its own, for the union of the scopes of the new
-// grant and its challenge, only if not. So a person sees one prompt at a
-// time, and never one for scopes already granted.
+// already, or arrived while the Escalator ran: replay with it. Otherwise
+// it runs the Escalator, or waits for the escalation under way: when that
+// one is for the same challenge, its outcome is the caller's too; when it
+// is for another one, the caller looks again once it ends, since the new
+// grant may cure its challenge, and starts an escalation of its own, for
+// the union of the scopes of the new grant and its challenge, only if not.
+// So a person sees one prompt at a time, and never one for scopes already
+// granted.
 //
 // It fails with ctx's error if ctx ends first, or with the guard's or the
 // escalation's error.

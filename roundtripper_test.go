@@ -938,8 +938,9 @@ func TestEscalationOutlivesItsCaller(t *testing.T) {
 	assert.Equal(t, int32(1), esc.calls.Load(), "the late consent was kept: no second prompt")
 }
 
-// EscalationTimeout bounds an escalation nobody waits for: its context
-// ends, and the next request starts afresh.
+// EscalationTimeout bounds an escalation: its context ends, the request
+// waiting for it fails with a ChallengeError saying so, nothing is
+// remembered as declined, and the next request starts afresh.
 func TestEscalationTimeout(t *testing.T) {
 	checkLeaks(t)
 	w := newWorld(t)
