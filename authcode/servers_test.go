@@ -92,6 +92,13 @@ type tokenRequest struct {
 }
 
 func newAuthServer(t *testing.T) *authServer {
+	as := startAuthServer()
+	t.Cleanup(as.srv.Close)
+	return as
+}
+
+// startAuthServer starts an authServer; Close it with as.srv.Close.
+func startAuthServer() *authServer {
 	as := &authServer{
 		clients: map[string]*asClient{},
 		codes:   map[string]*asCode{},
@@ -105,7 +112,6 @@ func newAuthServer(t *testing.T) *authServer {
 	mux.HandleFunc("POST /register", as.serveRegister)
 	as.srv = httptest.NewServer(mux)
 	as.issuer = as.srv.URL
-	t.Cleanup(as.srv.Close)
 	return as
 }
 
@@ -508,11 +514,18 @@ type resourceServer struct {
 }
 
 func newResourceServer(t *testing.T, as *authServer) *resourceServer {
+	rs := startResourceServer(as)
+	t.Cleanup(rs.srv.Close)
+	return rs
+}
+
+// startResourceServer starts a resourceServer for tokens of as; Close it
+// with rs.srv.Close.
+func startResourceServer(as *authServer) *resourceServer {
 	rs := &resourceServer{as: as, needs: map[string]string{}, needsACR: map[string]string{}, needsClaims: map[string]string{}}
 	rs.srv = httptest.NewServer(http.HandlerFunc(rs.serve))
 	rs.resource = rs.srv.URL + "/mcp"
 	as.resource = rs.resource
-	t.Cleanup(rs.srv.Close)
 	return rs
 }
 
