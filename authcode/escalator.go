@@ -154,17 +154,25 @@ func (e *Escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest)
 	return f.redeem(ctx, params)
 }
 
+// maxAuthServers bounds the authorization servers of a resource that are
+// tried: a document listing thousands must not make thousands of requests.
+const maxAuthServers = 4
+
 // authServer returns the metadata of the first authorization server prm
 // lists that fits: metadata found, the authorization code flow with PKCE
-// S256.
+// S256. Only the first maxAuthServers listed are tried.
 func (e *Escalator) authServer(ctx context.Context, resource string, prm *discovery.ProtectedResource) (*discovery.AuthServer, error) {
 	if len(prm.AuthorizationServers) == 0 {
 		return nil, fmt.Errorf("authcode: the metadata of %s names no authorization server", prm.Resource)
 	}
 	var errs []error
+	tried := 0
 	for _, issuer := range prm.AuthorizationServers {
 		if e.AuthorizationServer != "" && issuer != e.AuthorizationServer {
 			continue
+		}
+		if tried++; tried > maxAuthServers {
+			break
 		}
 		as, err := e.disc.AuthServer(ctx, resource, issuer)
 		if err == nil {

@@ -547,3 +547,35 @@ func TestRegistrationStore(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"ClientID":"c"`)
 }
+
+// The first authorization server listed that fits is used; a resource
+// listing many gets a few tried, not all.
+func TestAuthorizationServerChoice(t *testing.T) {
+	serve := func(w *world, issuers []string) {
+		h := w.rs.srv.Config.Handler
+		w.rs.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/.well-known/") {
+				writeJSON(rw, http.StatusOK, map[string]any{"resource": w.rs.resource, "authorization_servers": issuers})
+				return
+			}
+			h.ServeHTTP(rw, r)
+		})
+	}
+	w := newWorld(t)
+	serve(w, []string{w.as.issuer + "/gone", w.as.issuer})
+	status, _, err := w.get(t, "/mcp/x")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status)
+
+	w = newWorld(t)
+	serve(w, []string{w.as.issuer + "/a", w.as.issuer + "/b", w.as.issuer + "/c", w.as.issuer + "/d", w.as.issuer})
+	_, _, err = w.get(t, "/mcp/x")
+	assert.ErrorContains(t, err, "no usable authorization server")
+	assert.Empty(t, w.as.authorizeRequests())
+
+	w = newWorld(t)
+	serve(w, []string{w.as.issuer + "/a", w.as.issuer})
+	w.esc.AuthorizationServer = w.as.issuer + "/a"
+	_, _, err = w.get(t, "/mcp/x")
+	assert.ErrorIs(t, err, discovery.ErrNotFound, "only the issuer chosen is tried")
+}

@@ -31,6 +31,9 @@ const (
 	// DefaultCacheTTL is how long a fetched document is used before it is
 	// fetched again.
 	DefaultCacheTTL = 10 * time.Minute
+	// DefaultTimeout bounds each request, its body included: a server
+	// that dribbles its answer must not hold an escalation forever.
+	DefaultTimeout = 30 * time.Second
 )
 
 // ErrNotFound says that no metadata document was found at any of the
@@ -97,6 +100,10 @@ type Client struct {
 	// RetryWaitMin and RetryWaitMax bound the backoff between tries; 0
 	// means DefaultRetryWaitMin and DefaultRetryWaitMax.
 	RetryWaitMin, RetryWaitMax time.Duration
+
+	// Timeout bounds each request and the reading of its answer, each try
+	// on its own; 0 means DefaultTimeout, a negative value none.
+	Timeout time.Duration
 
 	// CacheTTL is how long a document is used before it is fetched again;
 	// 0 means DefaultCacheTTL, a negative value no caching. A challenge
@@ -175,7 +182,19 @@ func (c *Client) HTTPClient(resource string) *http.Client {
 	if err != nil {
 		u = &url.URL{}
 	}
-	return &http.Client{Transport: c.transport(c.policyFor(u))}
+	return c.client(c.policyFor(u))
+}
+
+// client returns an http.Client held to p.
+func (c *Client) client(p policy) *http.Client {
+	timeout := c.Timeout
+	switch {
+	case timeout == 0:
+		timeout = DefaultTimeout
+	case timeout < 0:
+		timeout = 0
+	}
+	return &http.Client{Transport: c.transport(p), Timeout: timeout}
 }
 
 // RetryingHTTPClient is [Client.HTTPClient] through go-retryablehttp: a
@@ -461,7 +480,7 @@ func (c *Client) fetch(ctx context.Context, p policy, u string) ([]byte, error) 
 		return nil, fmt.Errorf("discovery: %q: %w", u, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.retrying(&http.Client{Transport: c.transport(p)}).Do(req)
+	resp, err := c.retrying(c.client(p)).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: GET %s: %w", u, err)
 	}

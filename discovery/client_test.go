@@ -560,3 +560,26 @@ func (d *fakeDNS) answer(q []byte) ([]byte, error) {
 	}
 	return msg, nil
 }
+
+// A server that never finishes its answer does not hold the caller past
+// the Client's Timeout.
+func TestTimeoutBoundsEachRequest(t *testing.T) {
+	s := newSite(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s.handle("/.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"issuer":`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := quick()
+	c.Timeout, c.RetryMax = 50*time.Millisecond, -1
+	closeIdle(t, c)
+	_, err := c.AuthServer(context.Background(), s.URL, s.URL)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Timeout")
+}
