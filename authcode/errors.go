@@ -71,6 +71,8 @@ type RegistrationError struct {
 	Description string
 }
 
+// Error returns the status, code and description, quoted: they come from
+// the server.
 func (e *RegistrationError) Error() string {
 	msg := fmt.Sprintf("authcode: client registration answered %d", e.StatusCode)
 	if e.Code != "" {

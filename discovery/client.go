@@ -48,10 +48,11 @@ var ErrMismatch = errors.New("discovery: metadata names another resource or issu
 
 // StatusError is the answer to a metadata request that was not 200 OK.
 type StatusError struct {
-	URL        string
-	StatusCode int
+	URL        string // the document's URL
+	StatusCode int    // the answer's status
 }
 
+// Error says which URL answered which status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("discovery: GET %s: %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
 }
@@ -173,7 +174,7 @@ func (c *Client) CloseIdleConnections() {
 
 // HTTPClient returns a client for requests made on behalf of the
 // protected resource identified by resource, such as client registration
-// (RFC 7591) or token refresh through [stepup.RefreshWithConfig], which
+// (RFC 7591) or token refresh through stepup.RefreshWithConfig, which
 // retries by itself: every request, each redirect included, is held to
 // the Client's policy; none is retried. An unparsable resource gets the
 // strictest policy.
