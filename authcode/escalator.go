@@ -1,0 +1,427 @@
+package authcode
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/discovery"
+)
+
+// DefaultClientName is the client_name of a dynamic registration when
+// [Escalator.ClientName] is empty.
+const DefaultClientName = "stepup"
+
+// Escalator is a [stepup.Escalator] that obtains authorizations with the
+// authorization code grant and PKCE. The zero value works: it discovers,
+// registers dynamically and prints the authorization URL for the person
+// to open, listening on loopback for the answer.
+//
+// For each escalation it:
+//
+//  1. finds the resource's protected resource metadata (RFC 9728), from the
+//     challenge's validated resource_metadata, else the well-known URLs,
+//     and the metadata of the first authorization server listed that
+//     supports PKCE S256 and the authorization code flow;
+//  2. identifies itself there: [Escalator.Client], else a registration
+//     kept for that issuer, else the client ID metadata document at
+//     [Escalator.ClientMetadataURL] if the server accepts one, else a
+//     dynamic registration (RFC 7591), kept for the issuer;
+//  3. has the [Receiver] send the person to the authorization endpoint
+//     with the scopes to request, the RFC 8707 resource of the metadata,
+//     a fresh PKCE S256 challenge and state, and the acr_values, max_age
+//     (RFC 9470) and claims of the challenge;
+//  4. checks the response's state and its iss (RFC 9207) before anything
+//     else, then redeems the code with the verifier and the resource.
+//
+// The scopes requested are [stepup.EscalationRequest.Scopes]; when it is
+// empty, the resource's scopes_supported, as the MCP authorization
+// specification says, else none; and offline_access when the
+// authorization server lists it, unless NoOfflineAccess. The [stepup.Grant]
+// says which scopes were requested and refreshes through the client used,
+// with the same resource, so that the source needs no refresh set up.
+//
+// An error response access_denied or unmet_authentication_requirements
+// (RFC 9470 §5) is an [*AuthorizationError] wrapping [stepup.ErrDeclined].
+//
+// An Escalator is safe for concurrent use and may serve many sources; set
+// its fields before first use and do not change them afterwards.
+type Escalator struct {
+	// Receiver carries the authorization URL to the person and the
+	// response back. Nil means a [Loopback] that prints the URL on
+	// standard error.
+	Receiver Receiver
+
+	// Client is a client registered beforehand, used with the
+	// authorization server of its Issuer, or with any when Issuer is "".
+	Client *Registration
+
+	// ClientMetadataURL is the https URL of this client's client ID
+	// metadata document, used as client_id with authorization servers
+	// whose metadata says client_id_metadata_document_supported. The
+	// document must list the redirect URIs the Receiver uses.
+	ClientMetadataURL string
+
+	// ClientName is the client_name of dynamic registrations; ""
+	// means DefaultClientName.
+	ClientName string
+
+	// Registrations keeps dynamic registrations per issuer. Nil means
+	// memory, for the Escalator's life.
+	Registrations RegistrationStore
+
+	// Discovery fetches metadata and sends the requests to authorization
+	// servers under its policy. Nil means a [discovery.Client] with its
+	// defaults.
+	Discovery *discovery.Client
+
+	// AuthorizationServer, when set, is the issuer to use among those the
+	// resource lists; others are not used.
+	AuthorizationServer string
+
+	// NoOfflineAccess keeps the Escalator from adding offline_access to
+	// the scopes requested when the authorization server lists it in
+	// scopes_supported: with offline_access, OpenID Connect providers
+	// issue refresh tokens (OpenID Connect Core 1.0 §11).
+	NoOfflineAccess bool
+
+	init  sync.Once
+	disc  *discovery.Client
+	regs  RegistrationStore
+	regMu sync.Mutex // one registration at a time, so that a server gets one client per issuer
+}
+
+func (e *Escalator) setup() {
+	e.init.Do(func() {
+		e.disc = e.Discovery
+		if e.disc == nil {
+			e.disc = &discovery.Client{}
+		}
+		e.regs = e.Registrations
+		if e.regs == nil {
+			e.regs = &MemoryRegistrations{}
+		}
+	})
+}
+
+func (e *Escalator) receiver() Receiver {
+	if e.Receiver != nil {
+		return e.Receiver
+	}
+	return &Loopback{}
+}
+
+// Escalate obtains a new authorization for req; see [Escalator].
+func (e *Escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
+	e.setup()
+	resource := req.Resource
+	if resource == "" && req.Request != nil && req.Request.URL != nil {
+		u := *req.Request.URL
+		u.RawQuery, u.Fragment = "", ""
+		resource = u.String()
+	}
+	if resource == "" {
+		return nil, errors.New("authcode: the escalation request names no resource")
+	}
+	prm, err := e.disc.ProtectedResource(ctx, resource, req.ResourceMetadata)
+	if err != nil {
+		return nil, fmt.Errorf("authcode: protected resource metadata: %w", err)
+	}
+	as, err := e.authServer(ctx, resource, prm)
+	if err != nil {
+		return nil, err
+	}
+	scopes := e.scopes(req, prm, as)
+	f := &flow{e: e, req: req, resource: resource, prm: prm, as: as, scopes: scopes}
+	params, err := e.receiver().Receive(ctx, f.authorize)
+	if err != nil {
+		return nil, err
+	}
+	if f.cfg == nil {
+		return nil, errors.New("authcode: the Receiver returned without an authorization request")
+	}
+	return f.redeem(ctx, params)
+}
+
+// maxAuthServers bounds the authorization servers of a resource that are
+// tried: a document listing thousands must not make thousands of requests.
+const maxAuthServers = 4
+
+// authServer returns the metadata of the first authorization server prm
+// lists that fits: metadata found, the authorization code flow with PKCE
+// S256. Only the first maxAuthServers listed are tried.
+func (e *Escalator) authServer(ctx context.Context, resource string, prm *discovery.ProtectedResource) (*discovery.AuthServer, error) {
+	if len(prm.AuthorizationServers) == 0 {
+		return nil, fmt.Errorf("authcode: the metadata of %s names no authorization server", prm.Resource)
+	}
+	var errs []error
+	tried := 0
+	for _, issuer := range prm.AuthorizationServers {
+		if e.AuthorizationServer != "" && issuer != e.AuthorizationServer {
+			continue
+		}
+		if tried++; tried > maxAuthServers {
+			break
+		}
+		as, err := e.disc.AuthServer(ctx, resource, issuer)
+		if err == nil {
+			err = fits(as)
+		}
+		if err == nil {
+			return as, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", issuer, err))
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("authcode: %s does not list authorization server %s", prm.Resource, e.AuthorizationServer)
+	}
+	return nil, fmt.Errorf("authcode: no usable authorization server: %w", errors.Join(errs...))
+}
+
+// authorizationParams are the parameters the Escalator sets in an
+// authorization request; an authorization endpoint URL must not carry
+// them already (RFC 6749 §3.1: parameters must not be repeated).
+var authorizationParams = []string{
+	"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
+	"resource", "acr_values", "max_age", "claims",
+}
+
+// fits checks that as can serve an authorization code flow with PKCE.
+func fits(as *discovery.AuthServer) error {
+	if !slices.Contains(as.CodeChallengeMethodsSupported, "S256") {
+		return ErrNoPKCE
+	}
+	if len(as.ResponseTypesSupported) > 0 && !slices.Contains(as.ResponseTypesSupported, "code") {
+		return errors.New("authcode: authorization server does not support response_type code")
+	}
+	if as.AuthorizationEndpoint == "" || as.TokenEndpoint == "" {
+		return errors.New("authcode: authorization server metadata lacks an authorization or token endpoint")
+	}
+	u, err := url.Parse(as.AuthorizationEndpoint)
+	if err != nil {
+		return fmt.Errorf("authcode: authorization endpoint: %w", err)
+	}
+	if u.Scheme != "https" && !discovery.IsLoopbackHost(u.Hostname()) {
+		return errors.New("authcode: authorization endpoint is not https (RFC 6749 §3.1)")
+	}
+	q := u.Query()
+	for _, p := range authorizationParams {
+		if q.Has(p) {
+			return fmt.Errorf("authcode: authorization endpoint URL already carries %s", p)
+		}
+	}
+	return nil
+}
+
+// scopes returns the scopes to request (see [Escalator]).
+func (e *Escalator) scopes(req *stepup.EscalationRequest, prm *discovery.ProtectedResource, as *discovery.AuthServer) stepup.Scopes {
+	scopes := req.Scopes
+	if len(scopes) == 0 {
+		scopes = stepup.Scopes(nil).Union(prm.ScopesSupported)
+	}
+	if !e.NoOfflineAccess && slices.Contains(as.ScopesSupported, "offline_access") && !scopes.Contains("offline_access") {
+		scopes = scopes.Union(stepup.Scopes{"offline_access"})
+	}
+	return scopes
+}
+
+// flow is one authorization: what the request was built from, and what
+// redeeming its response needs.
+type flow struct {
+	e        *Escalator
+	req      *stepup.EscalationRequest
+	resource string
+	prm      *discovery.ProtectedResource
+	as       *discovery.AuthServer
+	scopes   stepup.Scopes
+
+	// Set by authorize.
+	cfg      *oauth2.Config
+	verifier string
+	state    string
+}
+
+// authorize is the flow's [AuthorizeFunc]: it identifies the client for
+// redirectURI and builds the authorization request, with a fresh PKCE
+// verifier and state (RFC 7636 §4.1, RFC 6749 §10.12).
+func (f *flow) authorize(ctx context.Context, redirectURI string) (*AuthorizationRequest, error) {
+	if f.cfg != nil {
+		return nil, errors.New("authcode: the Receiver asked for a second authorization request")
+	}
+	reg, err := f.e.registration(ctx, f.as, f.resource, redirectURI)
+	if err != nil {
+		return nil, err
+	}
+	f.cfg = &oauth2.Config{
+		ClientID:     reg.ClientID,
+		ClientSecret: reg.ClientSecret,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:   f.as.AuthorizationEndpoint,
+			TokenURL:  f.as.TokenEndpoint,
+			AuthStyle: authStyle(reg.AuthMethod),
+		},
+		RedirectURL: redirectURI,
+		Scopes:      f.scopes,
+	}
+	if reg.AuthMethod == AuthMethodNone {
+		f.cfg.ClientSecret = ""
+	}
+	f.verifier = oauth2.GenerateVerifier()
+	if f.state, err = randomState(); err != nil {
+		return nil, err
+	}
+	opts := []oauth2.AuthCodeOption{
+		oauth2.S256ChallengeOption(f.verifier),
+		oauth2.SetAuthURLParam("resource", f.prm.Resource),
+	}
+	if len(f.req.ACRValues) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(f.req.ACRValues, " ")))
+	}
+	if f.req.MaxAge >= 0 && f.req.MaxAge != stepup.NoMaxAge {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(f.req.MaxAge)))
+	}
+	if len(f.req.Claims) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("claims", string(f.req.Claims)))
+	}
+	return &AuthorizationRequest{
+		URL:    f.cfg.AuthCodeURL(f.state, opts...),
+		State:  f.state,
+		Client: f.e.disc.HTTPClient(f.resource),
+	}, nil
+}
+
+// redeem checks the authorization response params and redeems its code.
+func (f *flow) redeem(ctx context.Context, params url.Values) (*stepup.Grant, error) {
+	// RFC 9207 §2.4: the issuer is checked first; on a mismatch, not even
+	// the error is acted on.
+	if iss, ok := params["iss"]; ok {
+		if len(iss) != 1 || iss[0] != f.as.Issuer {
+			return nil, ErrIssuerMismatch
+		}
+	} else if f.as.AuthorizationResponseIssParameterSupported {
+		return nil, fmt.Errorf("%w: the response has no iss, though the server's metadata says it sends one", ErrIssuerMismatch)
+	}
+	if st := params["state"]; len(st) != 1 || st[0] != f.state {
+		return nil, ErrStateMismatch
+	}
+	if code := params.Get("error"); code != "" {
+		return nil, &AuthorizationError{Code: code, Description: params.Get("error_description"), URI: params.Get("error_uri")}
+	}
+	code := params.Get("code")
+	if code == "" || len(params["code"]) != 1 {
+		return nil, errors.New("authcode: the authorization response carries no code")
+	}
+	xctx := context.WithValue(ctx, oauth2.HTTPClient, f.e.disc.RetryingHTTPClient(f.resource))
+	tok, err := f.cfg.Exchange(xctx, code,
+		oauth2.VerifierOption(f.verifier),
+		oauth2.SetAuthURLParam("resource", f.prm.Resource))
+	if err != nil {
+		return nil, fmt.Errorf("authcode: redeeming the code: %w", err)
+	}
+	if tok.AccessToken == "" {
+		return nil, errors.New("authcode: the token response has no access_token")
+	}
+	if tok.Type() != "Bearer" {
+		// RFC 6749 §7.1: a client must not use a token whose type it
+		// does not understand.
+		return nil, fmt.Errorf("authcode: the token response's token_type is %q, not Bearer", clip(tok.TokenType))
+	}
+	g := &stepup.Grant{Token: tok, Refresh: f.refreshFunc(), Issuer: f.as.Issuer}
+	if len(f.scopes) > 0 {
+		g.Scopes = f.scopes
+	}
+	return g, nil
+}
+
+// refreshFunc refreshes through the client this flow used, with the
+// resource it authorized for, through the Escalator's policy.
+func (f *flow) refreshFunc() stepup.RefreshFunc {
+	refresh := stepup.RefreshWithConfig(f.cfg)
+	hc := f.e.disc.HTTPClient(f.resource) // RefreshWithConfig retries by itself
+	resource := f.prm.Resource
+	return func(ctx context.Context, tok *oauth2.Token, _ string) (*oauth2.Token, error) {
+		return refresh(context.WithValue(ctx, oauth2.HTTPClient, hc), tok, resource)
+	}
+}
+
+// registration returns how to identify the client at as for redirectURI
+// (see [Escalator]).
+func (e *Escalator) registration(ctx context.Context, as *discovery.AuthServer, resource, redirectURI string) (*Registration, error) {
+	if c := e.Client; c != nil && (c.Issuer == "" || c.Issuer == as.Issuer) {
+		r := *c
+		if r.AuthMethod == "" {
+			r.AuthMethod = chooseAuthMethod(as, r.ClientSecret != "")
+		}
+		return &r, nil
+	}
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	saved, err := e.regs.LoadRegistration(ctx, as.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("authcode: loading the registration for %s: %w", as.Issuer, err)
+	}
+	if saved != nil && saved.usable(redirectURI, time.Now()) {
+		return saved, nil
+	}
+	if e.ClientMetadataURL != "" && as.ClientIDMetadataDocumentSupported {
+		if err := checkClientMetadataURL(e.ClientMetadataURL); err != nil {
+			return nil, err
+		}
+		return &Registration{Issuer: as.Issuer, ClientID: e.ClientMetadataURL, AuthMethod: AuthMethodNone}, nil
+	}
+	if as.RegistrationEndpoint == "" {
+		return nil, fmt.Errorf("%w %s: set Escalator.Client, or a ClientMetadataURL if the server accepted one", ErrNoClient, as.Issuer)
+	}
+	name := e.ClientName
+	if name == "" {
+		name = DefaultClientName
+	}
+	r, err := register(ctx, e.disc.HTTPClient(resource), as, redirectURI, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.regs.SaveRegistration(ctx, r); err != nil {
+		return nil, fmt.Errorf("authcode: saving the registration for %s: %w", as.Issuer, err)
+	}
+	return r, nil
+}
+
+// checkClientMetadataURL checks that u can be a client ID metadata
+// document's client_id: an https URL with a path, without fragment.
+func checkClientMetadataURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "https" || p.Host == "" || p.Path == "" || p.Path == "/" || p.Fragment != "" || p.User != nil {
+		return fmt.Errorf("authcode: ClientMetadataURL %q is not an https URL with a path", u)
+	}
+	return nil
+}
+
+func authStyle(method string) oauth2.AuthStyle {
+	if method == AuthMethodBasic {
+		return oauth2.AuthStyleInHeader
+	}
+	return oauth2.AuthStyleInParams // client_secret_post, and none, which sends client_id alone
+}
+
+// randomState returns a state value with 256 bits from crypto/rand.
+func randomState() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("authcode: state: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
