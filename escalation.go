@@ -148,6 +148,11 @@ type EscalationRequest struct {
 	// Resource is the RFC 8707 resource to send in the authorization and
 	// token requests: the [TokenSource]'s resource.
 	Resource string
+	// Issuer is the issuer (RFC 8414 §2) of the authorization server of
+	// the current grant, from [Grant.Issuer] or [WithIssuer], or "" when
+	// unknown: an Escalator that can reach several should prefer it, so
+	// that a step-up stays with the server that granted what is held.
+	Issuer string
 	// ResourceMetadata is the challenge's resource_metadata URL (RFC 9728)
 	// if it passed validation: http(s), https unless on a loopback host,
 	// the resource's origin unless the Transport allows others, never a
@@ -176,6 +181,9 @@ func (r EscalationRequest) String() string {
 		fmt.Fprintf(&b, ", Claims: %s", r.Claims)
 	}
 	fmt.Fprintf(&b, ", Resource: %q, ResourceMetadata: %q", r.Resource, r.ResourceMetadata)
+	if r.Issuer != "" {
+		fmt.Fprintf(&b, ", Issuer: %q", r.Issuer)
+	}
 	if r.RejectedToken != nil {
 		b.WriteString(", RejectedToken: [REDACTED]")
 	}

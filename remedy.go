@@ -212,6 +212,7 @@ func (s *TokenSource) joinEscalation(call *escalationCall) (*escalation, bool, e
 		return nil, false, err
 	}
 	call.req.Scopes = s.requested.Union(s.granted, call.req.ChallengedScopes)
+	call.req.Issuer = s.issuer
 	f := &escalation{key: call.key, grantSeq: s.grantSeq, done: make(chan struct{})}
 	s.escalated = f
 	return f, true, nil

@@ -398,6 +398,29 @@ func TestRefreshLearntLate(t *testing.T) {
 	})
 }
 
+// The Escalator learns the issuer of the grant it builds on: the one the
+// last Grant named, or the one the source was tied to.
+func TestEscalationRequestIssuer(t *testing.T) {
+	w := newWorld(t)
+	w.protect("/write", "files:write")
+	w.protect("/admin", "admin")
+	var issuers []string
+	esc := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
+		issuers = append(issuers, req.Issuer)
+		tok, err := w.login(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return &stepup.Grant{Token: tok, Issuer: "https://as.example/tenant"}, nil
+	})
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithIssuer("https://as.example/first")), esc)}
+	for _, path := range []string{"/write", "/admin"} {
+		status, _ := w.mustGet(c, path)
+		require.Equal(t, http.StatusOK, status)
+	}
+	assert.Equal(t, []string{"https://as.example/first", "https://as.example/tenant"}, issuers)
+}
+
 // The Escalator gets a copy of the rejected token: changing it changes
 // nothing in the source.
 func TestRejectedTokenIsACopy(t *testing.T) {
