@@ -2,6 +2,7 @@ package authcode_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,19 +45,27 @@ func TestLegacyMetadataAtOrigin(t *testing.T) {
 	w := newLegacyWorld(t, "/oauth", true)
 	w.rs.initialScope = "read"
 
-	status, body, err := w.get(t, "/mcp/x")
+	auth := loginOnce(t, w, "/mcp/x")
+	assert.ElementsMatch(t, []string{"read", "offline_access"}, scopeOf(auth), "offline_access, which the document lists")
+	assert.Equal(t, []string{"authorization_code"}, w.as.grantTypes())
+	assert.Equal(t, 1, w.as.metadata)
+}
+
+// loginOnce GETs path, which must succeed after one authorization request,
+// with PKCE S256 and the resource itself as the RFC 8707 resource, by a
+// client registered there; it returns that request.
+func loginOnce(t *testing.T, w *world, path string) url.Values {
+	t.Helper()
+	status, body, err := w.get(t, path)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, "ok /mcp/x", body)
-
+	assert.Equal(t, "ok "+path, body)
 	auths := w.as.authorizeRequests()
 	require.Len(t, auths, 1)
 	assert.Equal(t, []string{w.rs.resource}, auths[0]["resource"])
 	assert.Equal(t, "S256", auths[0].Get("code_challenge_method"))
-	assert.ElementsMatch(t, []string{"read", "offline_access"}, scopeOf(auths[0]))
-	assert.Equal(t, 1, w.as.registrations(), "registered at the document's registration endpoint")
-	assert.Equal(t, []string{"authorization_code"}, w.as.grantTypes())
-	assert.Equal(t, 1, w.as.metadata)
+	assert.Equal(t, 1, w.as.registrations(), "registered at the registration endpoint found")
+	return auths[0]
 }
 
 // Off by default: without protected resource metadata, the strict
@@ -81,17 +90,10 @@ func TestLegacyDefaultEndpoints(t *testing.T) {
 	w := newLegacyWorld(t, "", false)
 	w.rs.initialScope = "read offline_access"
 
-	status, _, err := w.get(t, "/mcp/x")
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, status)
-	auths := w.as.authorizeRequests()
-	require.Len(t, auths, 1)
-	assert.Equal(t, []string{w.rs.resource}, auths[0]["resource"])
-	assert.NotEmpty(t, auths[0].Get("code_challenge"))
-	assert.Equal(t, 1, w.as.registrations())
+	loginOnce(t, w, "/mcp/x")
 
 	w.as.expireAll()
-	status, _, err = w.get(t, "/mcp/y")
+	status, _, err := w.get(t, "/mcp/y")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, []string{"authorization_code", "refresh_token"}, w.as.grantTypes())
