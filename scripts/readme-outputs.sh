@@ -2,7 +2,8 @@
 # Regenerates the program outputs a README quotes, from the commands that
 # print them, so that no number in it is typed in by hand.
 #
-# Usage: scripts/readme-outputs.sh [FILE...]   (default: examples/README.md)
+# Usage: scripts/readme-outputs.sh [FILE...]   (default: examples/README.md;
+#        paths are taken from the repository root)
 #
 # In FILE, each block
 #
