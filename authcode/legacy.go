@@ -31,6 +31,10 @@ func (e *Escalator) legacy(ctx context.Context, resource string) (*discovery.Pro
 	if err != nil {
 		return nil, nil, fmt.Errorf("authcode: no protected resource metadata, and the MCP 2025-03-26 fallback: %w", err)
 	}
+	if e.AuthorizationServer != "" && as.Issuer != e.AuthorizationServer {
+		return nil, nil, fmt.Errorf("authcode: %s has no protected resource metadata, and its origin's authorization server %s is not %s",
+			resource, as.Issuer, e.AuthorizationServer)
+	}
 	if err := fits(as); err != nil {
 		return nil, nil, err
 	}

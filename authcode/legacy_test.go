@@ -167,3 +167,14 @@ func TestLegacyNeedsPKCE(t *testing.T) {
 	assert.ErrorIs(t, err, authcode.ErrNoPKCE)
 	assert.Empty(t, w.as.authorizeRequests())
 }
+
+// Escalator.AuthorizationServer holds in the fallback too.
+func TestLegacyKeepsAuthorizationServerChoice(t *testing.T) {
+	w := newLegacyWorld(t, "/oauth", true)
+	w.esc.AuthorizationServer = "https://as.example"
+
+	_, _, err := w.get(t, "/mcp/x")
+	assert.ErrorContains(t, err, "is not https://as.example")
+	assert.Empty(t, w.as.authorizeRequests())
+	assert.Zero(t, w.as.registrations())
+}
