@@ -33,7 +33,9 @@ const DefaultClientName = "stepup"
 //  1. finds the resource's protected resource metadata (RFC 9728), from the
 //     challenge's validated resource_metadata, else the well-known URLs,
 //     and the metadata of the first authorization server listed that
-//     supports PKCE S256 and the authorization code flow;
+//     supports PKCE S256 and the authorization code flow (for a resource
+//     with no metadata at all, the MCP 2025-03-26 fallback, if
+//     [Escalator.AllowLegacyDiscovery]);
 //  2. identifies itself there: [Escalator.Client], else a registration
 //     kept for that issuer, else the client ID metadata document at
 //     [Escalator.ClientMetadataURL] if the server accepts one, else a
@@ -96,6 +98,25 @@ type Escalator struct {
 	// issue refresh tokens (OpenID Connect Core 1.0 §11).
 	NoOfflineAccess bool
 
+	// AllowLegacyDiscovery lets the Escalator authorize for a resource
+	// that publishes no protected resource metadata (RFC 9728) at all, as
+	// servers written for the MCP 2025-03-26 authorization specification
+	// do: it then takes the resource's origin as the authorization server,
+	// with its RFC 8414 metadata at the origin's well-known URL, issuer
+	// unchecked but held with every endpoint to that origin, else the
+	// default endpoints /authorize, /token and /register there, PKCE S256
+	// assumed (see [discovery.Client.LegacyAuthServer]).
+	//
+	// It applies only when the challenge named no resource_metadata and
+	// every well-known location answered that there is no document (a
+	// 4xx, or not JSON). A document that exists and is refused, one that
+	// names another resource, say, still ends the escalation with no
+	// authorization request; so do a malformed document and a server
+	// error. Off by default: the current MCP specification requires
+	// protected resource metadata, and without it nothing but the
+	// resource's own origin vouches for the authorization server.
+	AllowLegacyDiscovery bool
+
 	init  sync.Once
 	disc  *discovery.Client
 	regs  RegistrationStore
@@ -134,11 +155,7 @@ func (e *Escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest)
 	if resource == "" {
 		return nil, errors.New("authcode: the escalation request names no resource")
 	}
-	prm, err := e.disc.ProtectedResource(ctx, resource, req.ResourceMetadata)
-	if err != nil {
-		return nil, fmt.Errorf("authcode: protected resource metadata: %w", err)
-	}
-	as, err := e.authServer(ctx, resource, prm)
+	prm, as, err := e.discover(ctx, resource, req)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +169,25 @@ func (e *Escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest)
 		return nil, errors.New("authcode: the Receiver returned without an authorization request")
 	}
 	return f.redeem(ctx, params)
+}
+
+// discover returns the resource's metadata and its authorization
+// server's, or with AllowLegacyDiscovery and no resource metadata, the
+// 2025-03-26 fallback's.
+func (e *Escalator) discover(ctx context.Context, resource string, req *stepup.EscalationRequest) (*discovery.ProtectedResource, *discovery.AuthServer, error) {
+	prm, err := e.disc.ProtectedResource(ctx, resource, req.ResourceMetadata)
+	if err != nil {
+		if e.AllowLegacyDiscovery && errors.Is(err, discovery.ErrNotFound) &&
+			req.ResourceMetadata == "" && req.Challenge.ResourceMetadata == "" {
+			return e.legacy(ctx, resource)
+		}
+		return nil, nil, fmt.Errorf("authcode: protected resource metadata: %w", err)
+	}
+	as, err := e.authServer(ctx, resource, prm)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prm, as, nil
 }
 
 // maxAuthServers bounds the authorization servers of a resource that are

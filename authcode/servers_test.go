@@ -31,6 +31,7 @@ import (
 type authServer struct {
 	srv    *httptest.Server
 	issuer string
+	base   string // the URL its endpoints are under: srv.URL, unless it shares another server's origin
 
 	// Configuration; set before the first request.
 	resource        string   // the resource it issues tokens for; "" = any
@@ -112,6 +113,7 @@ func startAuthServer() *authServer {
 	mux.HandleFunc("POST /register", as.serveRegister)
 	as.srv = httptest.NewServer(mux)
 	as.issuer = as.srv.URL
+	as.base = as.srv.URL
 	return as
 }
 
@@ -135,8 +137,8 @@ func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	as.mu.Unlock()
 	m := map[string]any{
 		"issuer":                                as.issuer,
-		"authorization_endpoint":                as.srv.URL + "/authorize",
-		"token_endpoint":                        as.srv.URL + "/token",
+		"authorization_endpoint":                as.base + "/authorize",
+		"token_endpoint":                        as.base + "/token",
 		"response_types_supported":              []string{"code"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 		"token_endpoint_auth_methods_supported": as.methods(),
@@ -148,7 +150,7 @@ func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		m["code_challenge_methods_supported"] = []string{"S256"}
 	}
 	if !as.noRegistration {
-		m["registration_endpoint"] = as.srv.URL + "/register"
+		m["registration_endpoint"] = as.base + "/register"
 	}
 	if as.cimd {
 		m["client_id_metadata_document_supported"] = true
@@ -508,6 +510,7 @@ type resourceServer struct {
 	needs           map[string]string // path → scopes it needs
 	needsACR        map[string]string // path → acr_values it needs
 	needsClaims     map[string]string // path → claims it answers insufficient_claims with (JSON)
+	noMetadata      bool              // no protected resource metadata, no resource_metadata in challenges: an MCP 2025-03-26 server
 
 	mu  sync.Mutex
 	log []string // "path token"
@@ -534,7 +537,7 @@ func (rs *resourceServer) metadataURL() string {
 }
 
 func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/.well-known/oauth-protected-resource/mcp" {
+	if r.URL.Path == "/.well-known/oauth-protected-resource/mcp" && !rs.noMetadata {
 		m := map[string]any{"resource": rs.resource, "authorization_servers": []string{rs.as.issuer}}
 		if rs.scopesSupported != nil {
 			m["scopes_supported"] = rs.scopesSupported
@@ -551,6 +554,9 @@ func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 	rs.log = append(rs.log, r.URL.Path+" "+at)
 	rs.mu.Unlock()
 	meta := fmt.Sprintf("resource_metadata=%q", rs.metadataURL())
+	if rs.noMetadata {
+		meta = `realm="mcp"`
+	}
 	if !hasToken {
 		ch := "Bearer " + meta
 		if rs.initialScope != "" {

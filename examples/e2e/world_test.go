@@ -11,8 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/authcode"
+	"github.com/stepup-go/stepup/discovery"
 	"github.com/stepup-go/stepup/examples/internal/authserver"
-	"github.com/stepup-go/stepup/examples/internal/interim"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
 )
@@ -80,17 +81,20 @@ func newWorld(t *testing.T, sdk mcpclient.SDK, srv serverKind, opts ...func(*set
 	w.mcp = srv.start(cfg)
 	t.Cleanup(w.mcp.Close)
 
-	// One transport for every request of the test, closed at the end so
-	// that no idle connection outlives it (goleak).
+	// The MCP requests and the Escalator's (metadata, registration,
+	// authorization, token) each on their own connections, closed at the
+	// end so that no idle connection outlives the test (goleak).
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
+	disc := &discovery.Client{}
+	t.Cleanup(disc.CloseIdleConnections)
 	ts, err := stepup.NewTokenSource(w.mcp.URL, nil)
 	require.NoError(t, err)
 	w.ts = ts
 	w.hc = &http.Client{Transport: &stepup.Transport{
 		Base:      base,
 		Source:    ts,
-		Escalator: interim.New(interim.Config{HTTPClient: &http.Client{Transport: base}}),
+		Escalator: &authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: disc},
 	}}
 	return w
 }

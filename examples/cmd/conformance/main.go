@@ -5,15 +5,16 @@
 // It connects to the server URL given as its last argument over Streamable
 // HTTP, initializes, lists the tools, calls test-tool with {} and exits 0;
 // it exits 1 if any step fails. Authorization is stepup's alone: a
-// stepup.Transport in the MCP SDK's HTTP client, with an authorization-code
-// Escalator that discovers the authorization server, registers (or uses
-// the pre-registered client of MCP_CONFORMANCE_CONTEXT) and reads the code
-// from the authorization server's redirect. The SDK's own OAuth support is
-// not used.
+// stepup.Transport in the MCP SDK's HTTP client, with the authcode
+// Escalator, which discovers the authorization server (package discovery),
+// registers (or uses the pre-registered client of MCP_CONFORMANCE_CONTEXT,
+// or the client ID metadata document URL the suite expects) and reads the
+// code from the authorization server's redirect (authcode.Headless). The
+// SDK's own OAuth support is not used.
 //
 // Usage:
 //
-//	conformance [-client go-sdk|mcp-go] [-protocol VERSION] SERVER_URL
+//	conformance [-client go-sdk|mcp-go] [-protocol VERSION] [-quiet] SERVER_URL
 //
 // The MCP client SDK is -client, else $MCP_CONFORMANCE_CLIENT, else go-sdk.
 // The suite sets MCP_CONFORMANCE_SCENARIO, and MCP_CONFORMANCE_CONTEXT
@@ -33,7 +34,8 @@ import (
 	"time"
 
 	"github.com/stepup-go/stepup"
-	"github.com/stepup-go/stepup/examples/internal/interim"
+	"github.com/stepup-go/stepup/authcode"
+	"github.com/stepup-go/stepup/discovery"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 )
 
@@ -110,9 +112,11 @@ func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string,
 	if err != nil {
 		return err
 	}
+	esc := newEscalator(sc)
+	defer esc.Discovery.CloseIdleConnections()
 	hc := &http.Client{Transport: &stepup.Transport{
 		Source:    ts,
-		Escalator: newEscalator(sc),
+		Escalator: esc,
 		Logger:    logger,
 	}}
 	s, err := mcpclient.Connect(ctx, sdk, serverURL, hc, mcpclient.Options{ProtocolVersion: protocol})
@@ -133,14 +137,27 @@ func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string,
 	return nil
 }
 
-// newEscalator returns the authorization-code Escalator. It is the one
-// place that changes when stepup's own authcode package replaces the
-// interim one.
-func newEscalator(sc scenarioContext) stepup.Escalator {
-	return interim.New(interim.Config{
-		ClientID:     sc.ClientID,
-		ClientSecret: sc.ClientSecret,
-		ClientIDURL:  clientIDMetadataURL,
-		ClientName:   "stepup conformance client",
-	})
+// newEscalator returns the authcode Escalator for the suite: the
+// pre-registered client of the scenario's context if it names one, the
+// client ID metadata document URL the suite expects where the server
+// accepts one, dynamic registration otherwise, and the Headless receiver,
+// since the suite's authorization servers approve at once.
+//
+// It allows the MCP 2025-03-26 fallback, which a library user must ask for:
+// the suite's backcompat scenarios are servers of that revision, with no
+// protected resource metadata. The fallback applies only where no such
+// document exists, so the suite's resource-mismatch scenario still ends
+// with no authorization request.
+func newEscalator(sc scenarioContext) *authcode.Escalator {
+	esc := &authcode.Escalator{
+		Receiver:             &authcode.Headless{},
+		ClientMetadataURL:    clientIDMetadataURL,
+		ClientName:           "stepup conformance client",
+		Discovery:            &discovery.Client{},
+		AllowLegacyDiscovery: true,
+	}
+	if sc.ClientID != "" {
+		esc.Client = &authcode.Registration{ClientID: sc.ClientID, ClientSecret: sc.ClientSecret}
+	}
+	return esc
 }

@@ -4,7 +4,9 @@
 // an MCP server built with the go-sdk whose first 401 asks for
 // offline_access and whose tool write_note needs mcp:write, answered with
 // 403 Bearer error="insufficient_scope"; and the go-sdk MCP client, whose
-// HTTP client is wrapped by stepup with an authorization-code Escalator.
+// HTTP client is wrapped by stepup with the authcode Escalator: discovery,
+// dynamic registration, PKCE, consent approved at once (authcode.Headless),
+// or by a person in a browser (authcode.Loopback and authcode.OpenBrowser).
 //
 // It narrates each step as it happens: 401, login, a tool call, the 403
 // with its WWW-Authenticate as received, consent for the union of the
@@ -26,13 +28,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/authcode"
+	"github.com/stepup-go/stepup/discovery"
 	"github.com/stepup-go/stepup/examples/internal/authserver"
-	"github.com/stepup-go/stepup/examples/internal/interim"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
 )
@@ -52,8 +54,8 @@ type options struct {
 	decline     bool
 	interactive bool
 	// open brings an authorization URL to the person in interactive mode.
-	// Nil means a browser.
-	open func(string) error
+	// Nil means a browser, through authcode.OpenBrowser.
+	open authcode.OpenFunc
 }
 
 func run(out io.Writer, o options) error {
@@ -72,25 +74,32 @@ func run(out io.Writer, o options) error {
 	n.say("  authorization server  %s  (refresh tokens only for offline_access; a refresh never widens scope)", as.URL)
 	n.say("  MCP server (go-sdk)   %s  (the 401 asks for %q; %s needs %s)", srv.URL,
 		mcpserver.ScopeRead+" "+mcpserver.ScopeOffline, mcpserver.ToolWrite, mcpserver.ScopeWrite)
-	n.say("  MCP client (go-sdk)   its HTTP client is a stepup.Transport with an authorization-code Escalator")
+	consent := "the user's consent comes at once (authcode.Headless)"
+	if o.interactive {
+		consent = "the user consents in a browser (authcode.Loopback)"
+	}
+	n.say("  MCP client (go-sdk)   its HTTP client is a stepup.Transport with the authcode Escalator;")
+	n.say("                        %s", consent)
 
-	var receiver interim.Receiver = &interim.Headless{Client: &http.Client{Transport: base}}
+	var receiver authcode.Receiver = &authcode.Headless{} // the server approves at once
 	if o.interactive {
 		as.SetConsent(nil) // a consent page, for a person
 		open := o.open
 		if open == nil {
 			open = openBrowser(n)
 		}
-		receiver = &interim.Loopback{Open: open}
+		receiver = &authcode.Loopback{Open: open}
 	}
 	ts, err := stepup.NewTokenSource(srv.URL, nil)
 	if err != nil {
 		return err
 	}
+	esc := newEscalator(receiver)
+	defer esc.Discovery.CloseIdleConnections()
 	hc := &http.Client{Transport: &stepup.Transport{
 		Base:      &wire{base: base, n: n},
 		Source:    ts,
-		Escalator: narrated(n, newEscalator(receiver, &http.Client{Transport: base})),
+		Escalator: narrated(n, esc),
 	}}
 
 	n.say("\n1. The client connects, with no token yet.")
@@ -125,10 +134,13 @@ func run(out io.Writer, o options) error {
 	if err := call(ctx, n, session, mcpserver.ToolRead, nil); err != nil {
 		return err
 	}
-	return summary(n, as, session)
+	return summary(n, as, session, "5")
 }
 
-// guard plays the second mode: the user declines mcp:write.
+// guard plays the second mode: the user declines mcp:write. The call
+// fails after one prompt; a second try fails at once, with no prompt, as
+// the guard remembers the refusal (Transport.ExhaustedTTL); calls that
+// need no new scope go on, on the same session.
 func guard(ctx context.Context, n *narrator, as *authserver.Server, session mcpclient.Session, o options) error {
 	if o.interactive {
 		n.say("\n   (In the browser, press Decline, or untick %s and approve.)", mcpserver.ScopeWrite)
@@ -136,18 +148,41 @@ func guard(ctx context.Context, n *narrator, as *authserver.Server, session mcpc
 		as.SetConsent(authserver.DeclineIfRequested(mcpserver.ScopeWrite))
 	}
 	n.say("\n3. The client calls %s, which needs %s; the user will not grant it.", mcpserver.ToolWrite, mcpserver.ScopeWrite)
-	_, err := session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": "not allowed"})
+	before := as.Stats().ConsentPrompts
+	if err := declined(ctx, n, session, "not allowed"); err != nil {
+		return err
+	}
+	n.say("   consent prompts for this call: %d", as.Stats().ConsentPrompts-before)
+
+	n.say("\n4. The client tries %s again. stepup remembers the refusal: no new prompt.", mcpserver.ToolWrite)
+	before = as.Stats().ConsentPrompts
+	if err := declined(ctx, n, session, "still not allowed"); err != nil {
+		return err
+	}
+	if p := as.Stats().ConsentPrompts - before; p != 0 {
+		return fmt.Errorf("the second try prompted %d times", p)
+	}
+	n.say("   consent prompts for this call: 0")
+
+	n.say("\n5. The session goes on serving calls that need no new scope.")
+	if err := call(ctx, n, session, mcpserver.ToolRead, nil); err != nil {
+		return err
+	}
+	return summary(n, as, session, "6")
+}
+
+// declined calls write_note, which must fail with stepup.ErrDeclined.
+func declined(ctx context.Context, n *narrator, session mcpclient.Session, text string) error {
+	_, err := session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": text})
 	if err == nil {
 		return errors.New("write_note succeeded although the user declined")
 	}
 	n.say("   the call failed: %v", err)
 	n.say("   errors.Is(err, stepup.ErrDeclined) = %t: the caller can tell a refusal from a failure", errors.Is(err, stepup.ErrDeclined))
-
-	n.say("\n4. The session goes on serving calls that need no new scope.")
-	if err := call(ctx, n, session, mcpserver.ToolRead, nil); err != nil {
-		return err
+	if !errors.Is(err, stepup.ErrDeclined) {
+		return fmt.Errorf("write_note: not ErrDeclined: %w", err)
 	}
-	return summary(n, as, session)
+	return nil
 }
 
 // call calls a tool and narrates the result.
@@ -163,9 +198,9 @@ func call(ctx context.Context, n *narrator, s mcpclient.Session, tool string, ar
 // summary closes the session and prints the authorization server's counts,
 // and fails when they are not what stepup promises: one prompt for the
 // login, one for the step-up, no refresh.
-func summary(n *narrator, as *authserver.Server, session mcpclient.Session) error {
+func summary(n *narrator, as *authserver.Server, session mcpclient.Session, step string) error {
 	const prompts = 2
-	n.say("\n5. The client closes the session.")
+	n.say("\n%s. The client closes the session.", step)
 	if err := session.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
@@ -179,10 +214,12 @@ func summary(n *narrator, as *authserver.Server, session mcpclient.Session) erro
 	return nil
 }
 
-// newEscalator returns the authorization-code Escalator: the one place
-// that changes when stepup's own authcode package replaces the interim one.
-func newEscalator(r interim.Receiver, hc *http.Client) stepup.Escalator {
-	return interim.New(interim.Config{Receiver: r, HTTPClient: hc, ClientName: "stepup demo"})
+// newEscalator returns the authcode Escalator: it discovers the
+// authorization server from the MCP server's metadata and registers itself
+// dynamically. Its requests go through its own discovery.Client, which
+// keeps them to loopback here because the MCP server is on loopback.
+func newEscalator(r authcode.Receiver) *authcode.Escalator {
+	return &authcode.Escalator{Receiver: r, ClientName: "stepup demo", Discovery: &discovery.Client{}}
 }
 
 // narrated tells what stepup asks of the Escalator before it asks.
@@ -201,28 +238,17 @@ func narrated(n *narrator, e stepup.Escalator) stepup.Escalator {
 	})
 }
 
-// openBrowser returns an opener that prints the URL and starts the
-// system's browser on it, with no shell in between; only http(s) URLs.
-func openBrowser(n *narrator) func(string) error {
-	return func(u string) error {
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return fmt.Errorf("refusing to open %q: not an http(s) URL", u)
-		}
+// openBrowser returns an [authcode.OpenFunc] that prints the URL and
+// opens it with [authcode.OpenBrowser] (http(s) only, no shell). Without a
+// launcher to start, the person opens the printed URL.
+func openBrowser(n *narrator) authcode.OpenFunc {
+	return func(ctx context.Context, u string) error {
 		n.say("     open this URL to consent: %s", u)
-		var cmd *exec.Cmd
-		switch runtime.GOOS {
-		case "darwin":
-			cmd = exec.Command("open", u)
-		case "windows":
-			cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", u)
-		default:
-			cmd = exec.Command("xdg-open", u)
-		}
-		if err := cmd.Start(); err != nil {
-			n.say("     (could not start a browser: %v; open the URL yourself)", err)
+		err := authcode.OpenBrowser(ctx, u)
+		if errors.Is(err, exec.ErrNotFound) {
+			n.say("     (no browser launcher here: open the URL yourself)")
 			return nil
 		}
-		go func() { _ = cmd.Wait() }()
-		return nil
+		return err
 	}
 }

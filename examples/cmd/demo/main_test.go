@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stepup-go/stepup/authcode"
 )
 
 // The demo is the seed scenario: the 403 insufficient_scope, shown as
@@ -33,18 +36,26 @@ func TestDemo(t *testing.T) {
 }
 
 // The guard mode: the user declines, the call fails with
-// stepup.ErrDeclined after one prompt, and the session goes on.
+// stepup.ErrDeclined after one prompt, a second try fails with no prompt,
+// and the session goes on.
 func TestDemoDecline(t *testing.T) {
 	var out strings.Builder
 	require.NoError(t, run(&out, options{decline: true}), out.String())
+	text := out.String()
 	for _, want := range []string{
+		`WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp:write"`,
 		`authorization server: the user DECLINES "mcp:read offline_access mcp:write"`,
-		"errors.Is(err, stepup.ErrDeclined) = true",
-		"4. The session goes on serving calls that need no new scope.\n",
-		"Consent prompts: 2.",
+		"consent prompts for this call: 1\n",
+		"4. The client tries write_note again.",
+		"consent prompts for this call: 0\n",
+		"5. The session goes on serving calls that need no new scope.\n",
+		"Consent prompts: 2. Token requests: 1 authorization_code, 0 refresh_token.",
 	} {
-		assert.Contains(t, out.String(), want)
+		assert.Contains(t, text, want)
 	}
+	assert.Equal(t, 2, strings.Count(text, "errors.Is(err, stepup.ErrDeclined) = true"), "both write_note calls fail with ErrDeclined")
+	assert.Equal(t, 1, strings.Count(text, "the user DECLINES"), "one prompt for both calls")
+	assert.Equal(t, 2, strings.Count(text, "server → client: 403 Forbidden"))
 }
 
 // The interactive mode, with a person who reads the consent page and
@@ -63,9 +74,13 @@ func TestDemoInteractive(t *testing.T) {
 
 // person returns an opener that plays the user at the consent page: it
 // approves everything, or declines a request that asks for mcp:write.
-func person(t *testing.T, declineWrite bool) func(string) error {
-	return func(authURL string) error {
-		resp, err := http.Get(authURL)
+func person(t *testing.T, declineWrite bool) authcode.OpenFunc {
+	return func(ctx context.Context, authURL string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}

@@ -19,8 +19,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/authcode"
+	"github.com/stepup-go/stepup/discovery"
 	"github.com/stepup-go/stepup/examples/internal/authserver"
-	"github.com/stepup-go/stepup/examples/internal/interim"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
 )
@@ -91,8 +92,10 @@ func Run(ctx context.Context, sc Scenario, srv Server, client Client) (*Result, 
 	defer ms.Close()
 	base := &http.Transport{MaxIdleConnsPerHost: 256}
 	defer base.CloseIdleConnections()
+	disc := &discovery.Client{} // stepup's requests to the authorization server
+	defer disc.CloseIdleConnections()
 
-	session, err := connect(ctx, client, ms.URL, base)
+	session, err := connect(ctx, client, ms.URL, base, disc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", client, err)
 	}
@@ -136,8 +139,10 @@ func (r *Result) record(_ string, err error) {
 	}
 }
 
-// connect connects the go-sdk MCP client with client's OAuth.
-func connect(ctx context.Context, client Client, url string, base http.RoundTripper) (mcpclient.Session, error) {
+// connect connects the go-sdk MCP client with client's OAuth: stepup's
+// Transport with the authcode Escalator, whose requests go through disc,
+// or the go-sdk's handler.
+func connect(ctx context.Context, client Client, url string, base http.RoundTripper, disc *discovery.Client) (mcpclient.Session, error) {
 	plain := &http.Client{Transport: base}
 	switch client {
 	case Stepup:
@@ -147,7 +152,7 @@ func connect(ctx context.Context, client Client, url string, base http.RoundTrip
 		}
 		hc := &http.Client{Transport: &stepup.Transport{
 			Base: base, Source: ts,
-			Escalator: interim.New(interim.Config{HTTPClient: plain}),
+			Escalator: &authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: disc},
 		}}
 		return mcpclient.Connect(ctx, mcpclient.GoSDK, url, hc, mcpclient.Options{})
 	case GoSDK:
@@ -159,10 +164,11 @@ func connect(ctx context.Context, client Client, url string, base http.RoundTrip
 // connectGoSDKHandler connects with auth.AuthorizationCodeHandler, set up
 // as its docs say for a CLI: dynamic registration of a public client, a
 // loopback redirect URI, and a fetcher that reads the code from the
-// authorization server's redirect, as the stepup side does.
+// authorization server's redirect with authcode.Headless, as the stepup
+// side does. The handler checks state and iss itself.
 func connectGoSDKHandler(ctx context.Context, url string, plain *http.Client) (mcpclient.Session, error) {
-	const redirect = "http://127.0.0.1/callback"
-	headless := &interim.Headless{Client: plain, Redirect: redirect}
+	const redirect = authcode.DefaultHeadlessRedirectURI
+	headless := &authcode.Headless{Client: plain, RedirectURI: redirect}
 	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
 			RedirectURIs:            []string{redirect},
@@ -172,7 +178,9 @@ func connectGoSDKHandler(ctx context.Context, url string, plain *http.Client) (m
 		}},
 		RedirectURL: redirect,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			_, q, err := headless.Receive(ctx, func(string) string { return args.URL })
+			q, err := headless.Receive(ctx, func(context.Context, string) (*authcode.AuthorizationRequest, error) {
+				return &authcode.AuthorizationRequest{URL: args.URL}, nil
+			})
 			if err != nil {
 				return nil, err
 			}
