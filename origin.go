@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/stepup-go/stepup/internal/netguard"
 )
 
 // origin is the scheme, host and port of a URL (RFC 6454), the unit tokens
@@ -52,21 +54,13 @@ func (o origin) String() string {
 	return o.scheme + "://" + host + ":" + o.port
 }
 
-// isLoopbackHost reports whether host names the local machine: localhost or
-// a name under it (RFC 6761 §6.3), also written as an absolute name with a
-// trailing dot, which resolvers answer alike, or a loopback address.
-func isLoopbackHost(host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
 // validateResourceMetadata returns raw if an Escalator may be given it as a
-// resource_metadata URL for a resource at res (RFC 9728 §7.7, RFC 9728 §7.7,
-// MCP security best practices, SSRF), or "" and the reason it was refused.
+// resource_metadata URL for a resource at res (RFC 9728 §7.7; MCP security
+// best practices, SSRF), or "" and the reason it was refused: an absolute
+// http(s) URL without user information or fragment, https unless on
+// loopback, of the resource's origin unless allowCrossOrigin, and then
+// never of a link-local or special address, nor of a loopback or private
+// one unless the resource itself is there.
 func validateResourceMetadata(raw string, res origin, allowCrossOrigin bool) (string, string) {
 	if raw == "" {
 		return "", ""
@@ -83,48 +77,24 @@ func validateResourceMetadata(raw string, res origin, allowCrossOrigin bool) (st
 		return "", "carries user information"
 	case u.Fragment != "":
 		return "", "has a fragment"
-	case o.scheme == "http" && !isLoopbackHost(o.host):
+	case o.scheme == "http" && !netguard.IsLoopbackHost(o.host):
 		return "", "plain http to a host other than loopback"
 	case o == res:
 		return raw, ""
 	case !allowCrossOrigin:
 		return "", "origin differs from the resource's"
 	}
-	host := strings.TrimSuffix(o.host, ".") // an absolute name is the same host
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || a.IsMulticast() {
-			return "", "link-local or special address"
-		}
-		if (a.IsPrivate() || a.IsLoopback()) && !isInternalHost(res.host) {
-			return "", "private address for a public resource"
-		}
-	} else if endsInNumber(host) {
-		return "", "numeric host that is not an IP address in standard form"
-	} else if isLoopbackHost(host) && !isInternalHost(res.host) {
-		return "", "loopback host for a public resource"
+	p := netguard.Policy{Loopback: netguard.IsLoopbackHost(res.host), Private: isPrivateHost(res.host)}
+	if err := p.CheckURL(u); err != nil {
+		return "", err.Error()
 	}
 	return raw, ""
 }
 
-// endsInNumber reports whether the last DNS label of host is all digits or
-// 0x and hex digits: WHATWG URL's "ends in a number" test. Such a host is
-// no DNS name but an IPv4 address in one of inet_aton's shorthands
-// (0xa9fea9fe, 2852039166, 169.254.43518, 0251.0376.0251.0376, 127.1, 0),
-// which the cgo resolver, curl and browsers turn into an address that the
-// checks on addresses never saw; none of them is worth decoding.
-func endsInNumber(host string) bool {
-	last := host[strings.LastIndexByte(host, '.')+1:]
-	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
-		return strings.Trim(last[2:], "0123456789abcdefABCDEF") == ""
-	}
-	return last != "" && strings.Trim(last, "0123456789") == ""
-}
-
-// isInternalHost reports whether host is a loopback name or a loopback or
-// private address: a resource there may point at metadata next to it.
-func isInternalHost(host string) bool {
-	if isLoopbackHost(host) {
+// isPrivateHost reports whether host is a loopback name or a loopback or
+// private address: a resource there may point at metadata in its network.
+func isPrivateHost(host string) bool {
+	if netguard.IsLoopbackHost(host) {
 		return true
 	}
 	a, err := netip.ParseAddr(host)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/stepup-go/stepup/internal/netguard"
 	"golang.org/x/oauth2"
 )
 
@@ -152,7 +153,7 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 	if !ok {
 		return nil, fmt.Errorf("stepup: resource %q is not an absolute http(s) URI", resource)
 	}
-	if o.scheme == "http" && !isLoopbackHost(o.host) {
+	if o.scheme == "http" && !netguard.IsLoopbackHost(o.host) {
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
 	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host)}

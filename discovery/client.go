@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/stepup-go/stepup/internal/netguard"
 )
 
 // Defaults of a [Client]'s zero fields.
@@ -113,7 +114,7 @@ type Client struct {
 	CacheTTL time.Duration
 
 	init       sync.Once
-	transports [2]http.RoundTripper // by policy.loopback
+	transports [2]http.RoundTripper // by Policy.Loopback
 
 	mu    sync.Mutex
 	cache map[cacheKey]cacheEntry
@@ -130,22 +131,22 @@ type cacheEntry struct {
 }
 
 // policyFor returns the policy for requests on behalf of resource.
-func (c *Client) policyFor(resource *url.URL) policy {
-	return policy{
-		loopback:  IsLoopbackHost(resource.Hostname()),
-		private:   c.AllowPrivate,
-		linkLocal: c.AllowLinkLocal,
+func (c *Client) policyFor(resource *url.URL) netguard.Policy {
+	return netguard.Policy{
+		Loopback:  netguard.IsLoopbackHost(resource.Hostname()),
+		Private:   c.AllowPrivate,
+		LinkLocal: c.AllowLinkLocal,
 	}
 }
 
 // transport returns the guarded base transport for p.
-func (c *Client) transport(p policy) http.RoundTripper {
+func (c *Client) transport(p netguard.Policy) http.RoundTripper {
 	c.init.Do(func() {
 		for i := range c.transports {
 			base := c.Transport
 			if base == nil {
-				q := policy{loopback: i == 1, private: c.AllowPrivate, linkLocal: c.AllowLinkLocal}
-				d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Resolver: c.Resolver, Control: q.control}
+				q := netguard.Policy{Loopback: i == 1, Private: c.AllowPrivate, LinkLocal: c.AllowLinkLocal}
+				d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Resolver: c.Resolver, Control: q.Control}
 				t := http.DefaultTransport.(*http.Transport).Clone()
 				t.Proxy = nil // a proxy would be what the dialer checks
 				t.DialContext = d.DialContext
@@ -155,7 +156,7 @@ func (c *Client) transport(p policy) http.RoundTripper {
 		}
 	})
 	i := 0
-	if p.loopback {
+	if p.Loopback {
 		i = 1
 	}
 	return &guardedTransport{base: c.transports[i], p: p}
@@ -164,7 +165,7 @@ func (c *Client) transport(p policy) http.RoundTripper {
 // CloseIdleConnections closes the idle connections of the Client's
 // transports, as [http.Client.CloseIdleConnections] does.
 func (c *Client) CloseIdleConnections() {
-	c.transport(policy{}) // so that the transports exist
+	c.transport(netguard.Policy{}) // so that the transports exist
 	for _, t := range c.transports {
 		if ci, ok := t.(interface{ CloseIdleConnections() }); ok {
 			ci.CloseIdleConnections()
@@ -187,7 +188,7 @@ func (c *Client) HTTPClient(resource string) *http.Client {
 }
 
 // client returns an http.Client held to p.
-func (c *Client) client(p policy) *http.Client {
+func (c *Client) client(p netguard.Policy) *http.Client {
 	timeout := c.Timeout
 	switch {
 	case timeout == 0:
@@ -415,7 +416,7 @@ func absent(err error) bool {
 
 var errNotJSON = errors.New("discovery: answer is not JSON")
 
-func (c *Client) protectedResource(ctx context.Context, p policy, u string) (*ProtectedResource, error) {
+func (c *Client) protectedResource(ctx context.Context, p netguard.Policy, u string) (*ProtectedResource, error) {
 	d, err := c.document(ctx, p, u, func(b []byte) (any, error) { return ParseProtectedResource(b) })
 	if err != nil {
 		return nil, err
@@ -423,7 +424,7 @@ func (c *Client) protectedResource(ctx context.Context, p policy, u string) (*Pr
 	return d.(*ProtectedResource), nil
 }
 
-func (c *Client) authServer(ctx context.Context, p policy, u string) (*AuthServer, error) {
+func (c *Client) authServer(ctx context.Context, p netguard.Policy, u string) (*AuthServer, error) {
 	d, err := c.document(ctx, p, u, func(b []byte) (any, error) { return ParseAuthServer(b) })
 	if err != nil {
 		return nil, err
@@ -433,8 +434,8 @@ func (c *Client) authServer(ctx context.Context, p policy, u string) (*AuthServe
 
 // document returns the document at u, from the cache or fetched and
 // parsed by parse. Failures are not cached.
-func (c *Client) document(ctx context.Context, p policy, u string, parse func([]byte) (any, error)) (any, error) {
-	key := cacheKey{url: u, loopback: p.loopback}
+func (c *Client) document(ctx context.Context, p netguard.Policy, u string, parse func([]byte) (any, error)) (any, error) {
+	key := cacheKey{url: u, loopback: p.Loopback}
 	ttl := c.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultCacheTTL
@@ -468,12 +469,12 @@ func (c *Client) document(ctx context.Context, p policy, u string, parse func([]
 
 // fetch GETs u and returns its body, read up to MaxBodySize, if the
 // answer is 200 OK with a JSON media type (RFC 9728 §3.2, RFC 8414 §3.2).
-func (c *Client) fetch(ctx context.Context, p policy, u string) ([]byte, error) {
+func (c *Client) fetch(ctx context.Context, p netguard.Policy, u string) ([]byte, error) {
 	pu, err := url.Parse(u)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %q: %w", u, err)
 	}
-	if err := p.checkURL(pu); err != nil {
+	if err := p.CheckURL(pu); err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u, nil)

@@ -1,13 +1,9 @@
 package discovery
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"strings"
-	"syscall"
+
+	"github.com/stepup-go/stepup/internal/netguard"
 )
 
 // ErrRefusedTarget says that a request was not sent because its URL, or
@@ -18,186 +14,23 @@ import (
 // MCP security best practices ask clients to take such precautions against
 // server-side request forgery: the URLs come from documents and challenges
 // of servers the user may not trust.
-var ErrRefusedTarget = errors.New("discovery: target refused")
-
-// policy says which targets requests may reach.
-type policy struct {
-	loopback  bool // loopback addresses and names: the resource is on loopback
-	private   bool // private and shared address space
-	linkLocal bool // link-local addresses, where cloud metadata services listen
-}
-
-// Address ranges beside those netip classifies.
-var (
-	// IPv6 ranges whose addresses carry an IPv4 address, which decides.
-	nat64      = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052: in the last 32 bits
-	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215: in the last 32 bits
-	ipv4Compat = netip.MustParsePrefix("::/96")          // RFC 4291 §2.5.5.1, deprecated: in the last 32 bits
-	sixToFour  = netip.MustParsePrefix("2002::/16")      // RFC 3056: in bits 16 to 47
-
-	// Ranges no request should go to.
-	neverReach = []netip.Prefix{
-		netip.MustParsePrefix("0.0.0.0/8"),   // RFC 791 "this network"; Linux dials 0.0.0.0 as loopback
-		netip.MustParsePrefix("240.0.0.0/4"), // reserved, and 255.255.255.255 broadcast
-		netip.MustParsePrefix("100::/64"),    // RFC 6666 discard-only
-		netip.MustParsePrefix("2001::/32"),   // RFC 4380 Teredo: an obfuscated IPv4 address inside
-	}
-	// Ranges treated as private beside RFC 1918 and RFC 4193.
-	privateAlso = []netip.Prefix{
-		netip.MustParsePrefix("100.64.0.0/10"), // RFC 6598 shared (carrier-grade NAT); some clouds' metadata services
-		netip.MustParsePrefix("198.18.0.0/15"), // RFC 2544 benchmarking
-		netip.MustParsePrefix("fec0::/10"),     // RFC 3879 site-local, deprecated
-		netip.MustParsePrefix("2001:db8::/32"), // RFC 3849 documentation
-	}
-)
-
-// checkAddr returns an error wrapping ErrRefusedTarget if p keeps requests
-// from a.
-func (p policy) checkAddr(a netip.Addr) error {
-	a = a.Unmap()
-	if a.Is6() {
-		b := a.As16()
-		switch {
-		case nat64.Contains(a) || nat64Local.Contains(a) ||
-			ipv4Compat.Contains(a) && !a.IsLoopback() && !a.IsUnspecified():
-			return p.checkAddr(netip.AddrFrom4([4]byte(b[12:])))
-		case sixToFour.Contains(a):
-			return p.checkAddr(netip.AddrFrom4([4]byte(b[2:6])))
-		}
-	}
-	var class string
-	switch {
-	case !a.IsValid():
-		class = "an invalid"
-	case a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() || inAny(a, neverReach):
-		return refused("%s is not an address requests may go to", a)
-	case a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast():
-		if p.linkLocal {
-			return nil
-		}
-		class = "a link-local"
-	case a.IsLoopback():
-		if p.loopback {
-			return nil
-		}
-		class = "a loopback"
-	case a.IsPrivate() || inAny(a, privateAlso):
-		if p.private {
-			return nil
-		}
-		class = "a private"
-	default:
-		return nil
-	}
-	return refused("%s is %s address", a, class)
-}
-
-func inAny(a netip.Addr, prefixes []netip.Prefix) bool {
-	for _, p := range prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func refused(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrRefusedTarget, fmt.Sprintf(format, args...))
-}
-
-// checkURL returns an error wrapping ErrRefusedTarget if p keeps requests
-// from u: a scheme other than http and https, plain http to a host that
-// is not loopback (RFC 6749 §3.1 and §3.2 require TLS for the
-// authorization server's endpoints; RFC 9728 §7.3), user information, or
-// a host that is an address p refuses. A host name is checked again on
-// the addresses it resolves to, when the connection is dialled.
-func (p policy) checkURL(u *url.URL) error {
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return refused("scheme %q", u.Scheme)
-	}
-	if u.User != nil {
-		return refused("URL carries user information")
-	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	if host == "" {
-		return refused("URL has no host")
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		if err := p.checkAddr(a); err != nil {
-			return err
-		}
-		if u.Scheme == "http" && !a.Unmap().IsLoopback() {
-			return refused("plain http to %s, which is not loopback", a)
-		}
-		return nil
-	}
-	if endsInNumber(host) {
-		// inet_aton's shorthands (127.1, 0x7f000001, 2130706433) are
-		// read as addresses by some resolvers but not by netip.
-		return refused("host %q is an address in a form that is not standard", host)
-	}
-	if isLoopbackName(host) {
-		if !p.loopback {
-			return refused("host %q is loopback", host)
-		}
-		return nil
-	}
-	if u.Scheme == "http" {
-		return refused("plain http to %q, which is not loopback", host)
-	}
-	return nil
-}
-
-// isLoopbackName reports whether host, lower case without trailing dot,
-// is localhost or a name under it (RFC 6761 §6.3).
-func isLoopbackName(host string) bool {
-	return host == "localhost" || strings.HasSuffix(host, ".localhost")
-}
+var ErrRefusedTarget = netguard.ErrRefused
 
 // IsLoopbackHost reports whether host, as [url.URL.Hostname] returns it,
 // names the local machine: localhost or a name under it (RFC 6761 §6.3),
 // or a loopback address. Requests on behalf of a resource on such a host
 // may go to loopback targets.
-func IsLoopbackHost(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if isLoopbackName(host) {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
-// endsInNumber reports whether the last label of host is all digits, or
-// 0x and hex digits: the WHATWG URL standard's "ends in a number", which
-// makes the host an IPv4 address in one of inet_aton's forms.
-func endsInNumber(host string) bool {
-	last := host[strings.LastIndexByte(host, '.')+1:]
-	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
-		return strings.Trim(last[2:], "0123456789abcdefABCDEF") == ""
-	}
-	return last != "" && strings.Trim(last, "0123456789") == ""
-}
-
-// control is a [net.Dialer] Control function: it refuses to connect to an
-// address p refuses, whatever name resolved to it. It runs after name
-// resolution and before the connect system call, so nothing is sent.
-func (p policy) control(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return refused("dialling %q, which is not an IP address and port", address)
-	}
-	return p.checkAddr(ap.Addr())
-}
+func IsLoopbackHost(host string) bool { return netguard.IsLoopbackHost(host) }
 
 // guardedTransport checks every request, each redirect included, against
 // the policy before base sends it.
 type guardedTransport struct {
 	base http.RoundTripper
-	p    policy
+	p    netguard.Policy
 }
 
 func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.p.checkURL(req.URL); err != nil {
+	if err := t.p.CheckURL(req.URL); err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}

@@ -1,4 +1,4 @@
-package discovery
+package netguard
 
 import (
 	"errors"
@@ -11,9 +11,9 @@ import (
 )
 
 func TestPolicyCheckURL(t *testing.T) {
-	strict := policy{}
-	local := policy{loopback: true}
-	open := policy{loopback: true, private: true, linkLocal: true}
+	strict := Policy{}
+	local := Policy{Loopback: true}
+	open := Policy{Loopback: true, Private: true, LinkLocal: true}
 	for _, tc := range []struct {
 		url                   string
 		strict, local, opened bool // allowed under each policy
@@ -57,30 +57,39 @@ func TestPolicyCheckURL(t *testing.T) {
 		require.NoError(t, err)
 		for _, pc := range []struct {
 			name string
-			p    policy
+			p    Policy
 			want bool
 		}{{"strict", strict, tc.strict}, {"loopback", local, tc.local}, {"open", open, tc.opened}} {
-			err := pc.p.checkURL(u)
+			err := pc.p.CheckURL(u)
 			if pc.want {
 				assert.NoError(t, err, "%s under %s", tc.url, pc.name)
 			} else if assert.Error(t, err, "%s under %s", tc.url, pc.name) {
-				assert.True(t, errors.Is(err, ErrRefusedTarget), "%s under %s: %v", tc.url, pc.name, err)
+				assert.True(t, errors.Is(err, ErrRefused), "%s under %s: %v", tc.url, pc.name, err)
 			}
 		}
 	}
 }
 
 func TestPolicyControlChecksResolvedAddress(t *testing.T) {
-	p := policy{loopback: true}
-	assert.NoError(t, p.control("tcp4", "127.0.0.1:443", nil))
+	p := Policy{Loopback: true}
+	assert.NoError(t, p.Control("tcp4", "127.0.0.1:443", nil))
 	for _, addr := range []string{"10.1.2.3:443", "169.254.169.254:80", "[fe80::1%eth0]:443", "[::ffff:10.0.0.1]:443", "0.0.0.0:80", "not-an-address:80"} {
-		err := p.control("tcp", addr, nil)
-		assert.ErrorIs(t, err, ErrRefusedTarget, addr)
+		err := p.Control("tcp", addr, nil)
+		assert.ErrorIs(t, err, ErrRefused, addr)
 	}
-	assert.NoError(t, policy{private: true}.control("tcp", "10.1.2.3:443", nil))
-	assert.NoError(t, policy{linkLocal: true}.control("tcp", "169.254.169.254:80", nil))
+	assert.NoError(t, Policy{Private: true}.Control("tcp", "10.1.2.3:443", nil))
+	assert.NoError(t, Policy{LinkLocal: true}.Control("tcp", "169.254.169.254:80", nil))
 }
 
 func TestCheckAddrInvalid(t *testing.T) {
-	assert.ErrorIs(t, policy{}.checkAddr(netip.Addr{}), ErrRefusedTarget)
+	assert.ErrorIs(t, Policy{}.CheckAddr(netip.Addr{}), ErrRefused)
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST.": true, "app.localhost": true, "127.0.0.1": true, "127.9.9.9": true, "::1": true,
+		"localhost.example": false, "10.0.0.1": false, "example.com": false, "": false,
+	} {
+		assert.Equal(t, want, IsLoopbackHost(host), host)
+	}
 }
