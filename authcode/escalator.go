@@ -183,7 +183,7 @@ func (e *Escalator) discover(ctx context.Context, resource string, req *stepup.E
 		}
 		return nil, nil, fmt.Errorf("authcode: protected resource metadata: %w", err)
 	}
-	as, err := e.authServer(ctx, resource, prm)
+	as, err := e.authServer(ctx, resource, prm, req.Issuer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,14 +196,20 @@ const maxAuthServers = 4
 
 // authServer returns the metadata of the first authorization server prm
 // lists that fits: metadata found, the authorization code flow with PKCE
-// S256. Only the first maxAuthServers listed are tried.
-func (e *Escalator) authServer(ctx context.Context, resource string, prm *discovery.ProtectedResource) (*discovery.AuthServer, error) {
+// S256. The preferred issuer, the one of the grant held, is tried first
+// when listed, so that a step-up stays where the grant is. Only the first
+// maxAuthServers are tried.
+func (e *Escalator) authServer(ctx context.Context, resource string, prm *discovery.ProtectedResource, preferred string) (*discovery.AuthServer, error) {
 	if len(prm.AuthorizationServers) == 0 {
 		return nil, fmt.Errorf("authcode: the metadata of %s names no authorization server", prm.Resource)
 	}
+	issuers := prm.AuthorizationServers
+	if i := slices.Index(issuers, preferred); i > 0 {
+		issuers = slices.Concat([]string{preferred}, issuers[:i], issuers[i+1:])
+	}
 	var errs []error
 	tried := 0
-	for _, issuer := range prm.AuthorizationServers {
+	for _, issuer := range issuers {
 		if e.AuthorizationServer != "" && issuer != e.AuthorizationServer {
 			continue
 		}

@@ -573,6 +573,16 @@ func TestAuthorizationServerChoice(t *testing.T) {
 	assert.ErrorContains(t, err, "no usable authorization server")
 	assert.Empty(t, w.as.authorizeRequests())
 
+	// The issuer of the grant held comes first, wherever it is listed.
+	w = newWorld(t)
+	serve(w, []string{w.as.issuer + "/a", w.as.issuer + "/b", w.as.issuer + "/c", w.as.issuer + "/d", w.as.issuer})
+	g, err := w.esc.Escalate(context.Background(), &stepup.EscalationRequest{
+		Reason: stepup.ReasonInsufficientScope, Scopes: stepup.Scopes{"read"}, MaxAge: stepup.NoMaxAge,
+		Resource: w.rs.resource, ResourceMetadata: w.rs.metadataURL(), Issuer: w.as.issuer,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, w.as.issuer, g.Issuer)
+
 	w = newWorld(t)
 	serve(w, []string{w.as.issuer + "/a", w.as.issuer})
 	w.esc.AuthorizationServer = w.as.issuer + "/a"
