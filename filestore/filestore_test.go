@@ -2,9 +2,6 @@ package filestore_test
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -56,24 +53,12 @@ func newStore(t testing.TB, opts ...filestore.Option) *filestore.Store {
 	return st
 }
 
-func newAEAD(t testing.TB) cipher.AEAD {
-	t.Helper()
-	key := make([]byte, 32)
-	_, err := rand.Read(key)
-	require.NoError(t, err)
-	block, err := aes.NewCipher(key)
-	require.NoError(t, err)
-	aead, err := cipher.NewGCM(block)
-	require.NoError(t, err)
-	return aead
-}
-
 func TestConformance(t *testing.T) {
 	storetest.Conformance(t, backing())
 }
 
 func TestConformanceSealed(t *testing.T) {
-	storetest.Conformance(t, backing(filestore.WithAEAD(newAEAD(t))))
+	storetest.Conformance(t, backing(filestore.WithAEAD(storetest.NewAEAD(t))))
 }
 
 // Four processes increment one counter 25 times each: any Update that ran
@@ -114,7 +99,7 @@ func TestFileNamesHideTheResource(t *testing.T) {
 // A record in the clear names its key; moved to another key's file, it is
 // refused.
 func TestMovedRecordRefused(t *testing.T) {
-	for name, opts := range map[string][]filestore.Option{"clear": nil, "sealed": {filestore.WithAEAD(newAEAD(t))}} {
+	for name, opts := range map[string][]filestore.Option{"clear": nil, "sealed": {filestore.WithAEAD(storetest.NewAEAD(t))}} {
 		t.Run(name, func(t *testing.T) {
 			st := newStore(t, append(opts, filestore.WithDir(privateDir(t)))...)
 			other := stepup.StoreKey{Resource: "https://other.example.com/mcp"}
@@ -141,7 +126,7 @@ func TestMovedRecordRefused(t *testing.T) {
 }
 
 func TestSealedRecords(t *testing.T) {
-	aead := newAEAD(t)
+	aead := storetest.NewAEAD(t)
 	dir := privateDir(t)
 	st := newStore(t, filestore.WithDir(dir), filestore.WithAEAD(aead))
 	storetest.Save(t, st, storetest.Key, storetest.Grant("secret-access"))
@@ -173,7 +158,7 @@ func TestSealedRecords(t *testing.T) {
 	})
 
 	t.Run("AnotherAEADKeyRefused", func(t *testing.T) {
-		_, err := newStore(t, filestore.WithDir(dir), filestore.WithAEAD(newAEAD(t))).Load(context.Background(), storetest.Key)
+		_, err := newStore(t, filestore.WithDir(dir), filestore.WithAEAD(storetest.NewAEAD(t))).Load(context.Background(), storetest.Key)
 		requireCorrupt(t, err, "secret-access")
 	})
 

@@ -8,6 +8,9 @@ package storetest
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +50,19 @@ func Grant(access string) *stepup.SavedGrant {
 		Granted:   stepup.Scopes{"files:read"},
 		Issuer:    "https://as.example.com",
 	}
+}
+
+// NewAEAD returns AES-256-GCM under a random key.
+func NewAEAD(t testing.TB) cipher.AEAD {
+	t.Helper()
+	key := make([]byte, 32)
+	_, err := rand.Read(key)
+	require.NoError(t, err)
+	block, err := aes.NewCipher(key)
+	require.NoError(t, err)
+	aead, err := cipher.NewGCM(block)
+	require.NoError(t, err)
+	return aead
 }
 
 // RequireGrant fails the test unless got is want, field by field.
