@@ -132,6 +132,7 @@ func (s *Store) Load(ctx context.Context, key stepup.StoreKey) (*stepup.SavedGra
 // as long as ctx allows. The lock is never lost while fn runs, so fn gets
 // ctx itself. A temporary file left by a process that died while writing
 // key's file is removed.
+// fn must not call Update or Delete for key: it would wait for itself.
 func (s *Store) Update(ctx context.Context, key stepup.StoreKey, fn func(ctx context.Context, saved *stepup.SavedGrant) (*stepup.SavedGrant, error)) error {
 	id := grantrecord.ID(key)
 	unlock, err := s.lock(ctx, id)

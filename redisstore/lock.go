@@ -11,20 +11,29 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stepup-go/stepup/internal/backoff"
+	"github.com/stepup-go/stepup/internal/grantrecord"
 )
 
 // The scripts run atomically in Redis. Each touches one key's entries,
 // which share a hash slot.
 var (
 	// acquireScript takes the lock (KEYS[1]) for ARGV[1] = ttl ms with the
-	// value ARGV[2], and returns {1, the saved record or nil}, or, when
-	// another holds it, {0, its remaining ttl in ms}: taking the lock and
-	// reading the grant (KEYS[2]) cost one round trip.
+	// value ARGV[2], and returns {1, the saved record (KEYS[2]) or nil, or
+	// 0 if it is over ARGV[3] bytes}, or, when another holds the lock,
+	// {0, its remaining ttl in ms}: taking the lock and reading the grant
+	// cost one round trip, and a record too large is never sent.
 	acquireScript = redis.NewScript(`
 if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  if redis.call('STRLEN', KEYS[2]) > tonumber(ARGV[3]) then return {1, 0} end
   return {1, redis.call('GET', KEYS[2])}
 end
 return {0, redis.call('PTTL', KEYS[1])}`)
+
+	// loadScript returns the saved record (KEYS[1]), nil if there is none,
+	// or 0 if it is over ARGV[1] bytes.
+	loadScript = redis.NewScript(`
+if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return 0 end
+return redis.call('GET', KEYS[1])`)
 
 	// renewScript extends the lock (KEYS[1]) to ARGV[1] ms if it still has
 	// our value ARGV[2]; it returns 1 if so, 0 if the lock is lost.
@@ -81,9 +90,10 @@ const (
 // hold is a lock an Update holds.
 type hold struct {
 	names
-	value string    // random: tells our lock from another's
-	rec   []byte    // the saved record when the lock was taken, nil for none
-	until time.Time // by when the lock expires at the latest, as last confirmed
+	value     string    // random: tells our lock from another's
+	rec       []byte    // the saved record when the lock was taken, nil for none
+	oversized bool      // the saved record is over grantrecord.MaxSize: not read
+	until     time.Time // by when the lock expires at the latest, as last confirmed
 }
 
 // acquire takes key's lock, waiting until the holder releases it or its
@@ -145,7 +155,7 @@ func (s *Store) tryAcquire(ctx context.Context, h *hold) (got bool, wait time.Du
 	if err := ctx.Err(); err != nil {
 		return false, 0, fmt.Errorf("redisstore: waiting for the lock: %w", context.Cause(ctx))
 	}
-	res, err := acquireScript.Run(ctx, s.client, []string{h.lock, h.grant}, ms(s.lockTTL), h.value).Slice()
+	res, err := acquireScript.Run(ctx, s.client, []string{h.lock, h.grant}, ms(s.lockTTL), h.value, grantrecord.MaxSize).Slice()
 	if err != nil {
 		return false, 0, failure(ctx, "taking the lock", err)
 	}
@@ -156,13 +166,9 @@ func (s *Store) tryAcquire(ctx context.Context, h *hold) (got bool, wait time.Du
 		pttl, _ := res[1].(int64)
 		return false, time.Duration(pttl)*time.Millisecond + time.Millisecond, nil
 	}
-	switch rec := res[1].(type) {
-	case string:
-		h.rec = []byte(rec)
-	case nil:
-		h.rec = nil
-	default:
-		return false, 0, unavailable("taking the lock", fmt.Errorf("unexpected record of type %T", rec))
+	h.rec, h.oversized, err = record(res[1])
+	if err != nil {
+		return false, 0, unavailable("taking the lock", err)
 	}
 	h.until = sent.Add(s.lockTTL)
 	return true, 0, nil
@@ -238,6 +244,19 @@ func (s *Store) release(ctx context.Context, h *hold) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lockTTL)
 	defer cancel()
 	_ = releaseScript.Run(rctx, s.client, []string{h.lock}, h.value, h.released).Err()
+}
+
+// record reads a record as acquireScript and loadScript return it.
+func record(v any) (rec []byte, oversized bool, err error) {
+	switch v := v.(type) {
+	case string:
+		return []byte(v), false, nil
+	case nil:
+		return nil, false, nil
+	case int64:
+		return nil, true, nil
+	}
+	return nil, false, fmt.Errorf("unexpected record of type %T", v)
 }
 
 // lockValue returns a random lock value, unique to one Update.

@@ -167,19 +167,24 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 // Load returns the grant saved under key, or nil when there is none. It
 // takes no lock.
 func (s *Store) Load(ctx context.Context, key stepup.StoreKey) (*stepup.SavedGrant, error) {
-	rec, err := s.client.Get(ctx, s.names(grantrecord.ID(key)).grant).Bytes()
+	res, err := loadScript.Run(ctx, s.client, []string{s.names(grantrecord.ID(key)).grant}, grantrecord.MaxSize).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, failure(ctx, "loading", err)
 	}
-	return s.decode(key, rec)
+	rec, oversized, err := record(res)
+	if err != nil {
+		return nil, unavailable("loading", err)
+	}
+	return s.decode(key, rec, oversized)
 }
 
 // Update runs fn exclusively for key across every process sharing the
 // Redis and prefix, and saves the grant fn returns, if any; see the
 // package documentation for the lock, its loss and Redis outages.
+// fn must not call Update or Delete for key: it would wait for itself.
 func (s *Store) Update(ctx context.Context, key stepup.StoreKey, fn func(ctx context.Context, saved *stepup.SavedGrant) (*stepup.SavedGrant, error)) error {
 	id := grantrecord.ID(key)
 	unlockLocal, err := s.local.Lock(ctx, id)
@@ -200,7 +205,7 @@ func (s *Store) Update(ctx context.Context, key stepup.StoreKey, fn func(ctx con
 	if err := s.writePending(ctx, id, h); err != nil {
 		return err
 	}
-	saved, err := s.decode(key, h.rec)
+	saved, err := s.decode(key, h.rec, h.oversized)
 	if err != nil {
 		return err
 	}
@@ -264,8 +269,8 @@ func (s *Store) save(ctx context.Context, id string, h *hold, rec []byte, g *ste
 // record is still the one that save's fn got; h.rec becomes it.
 func (s *Store) writePending(ctx context.Context, id string, h *hold) error {
 	p, ok := s.takePending(id)
-	if !ok || string(p.base) != string(h.rec) {
-		return nil // none, or a grant saved since supersedes it
+	if !ok || h.oversized || string(p.base) != string(h.rec) {
+		return nil // none, or a record saved since supersedes it
 	}
 	saved, err := s.write(ctx, h, h.rec, p.rec, s.ttl(p.grant), false)
 	if err != nil {
@@ -288,7 +293,12 @@ func (s *Store) ttl(g *stepup.SavedGrant) time.Duration {
 	return max(d, time.Second)
 }
 
-func (s *Store) decode(key stepup.StoreKey, rec []byte) (*stepup.SavedGrant, error) {
+// decode returns the grant of rec, nil for none; an oversized record,
+// left unread, is corrupt.
+func (s *Store) decode(key stepup.StoreKey, rec []byte, oversized bool) (*stepup.SavedGrant, error) {
+	if oversized {
+		return nil, fmt.Errorf("redisstore: %w: over %d bytes", ErrCorrupt, grantrecord.MaxSize)
+	}
 	if rec == nil {
 		return nil, nil
 	}

@@ -352,3 +352,22 @@ func TestEmptyGrantRefused(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, errors.Is(err, redisstore.ErrUnavailable))
 }
+
+// A record over 1 MiB is refused without being read.
+func TestOversizedRecordRefused(t *testing.T) {
+	f := newFixture(t)
+	st := f.store()
+	grant, _, _ := redisstore.Names(st, storetest.Key)
+	require.NoError(t, f.client.Set(context.Background(), grant, strings.Repeat("x", 1<<20+1), time.Hour).Err())
+	_, err := st.Load(context.Background(), storetest.Key)
+	requireCorrupt(t, err)
+	called := false
+	err = st.Update(context.Background(), storetest.Key, func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error) {
+		called = true
+		return nil, nil
+	})
+	requireCorrupt(t, err)
+	require.False(t, called)
+	require.NoError(t, st.Delete(context.Background(), storetest.Key))
+	RequireNoGrant(t, st)
+}
