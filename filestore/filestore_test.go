@@ -110,17 +110,7 @@ func TestMovedRecordRefused(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(b, rec, 0o600))
 
-			_, err = st.Load(context.Background(), other)
-			requireCorrupt(t, err, "secret-a", "secret-b")
-			called := false
-			err = st.Update(context.Background(), other, func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error) {
-				called = true
-				return nil, nil
-			})
-			requireCorrupt(t, err, "secret-a", "secret-b")
-			require.False(t, called)
-			require.NoError(t, st.Delete(context.Background(), other), "Delete clears a corrupt record")
-			storetest.RequireGrant(t, nil, storetest.Load(t, st, other))
+			storetest.RequireUnusable(t, st, other, "secret-a", "secret-b")
 		})
 	}
 }
@@ -151,7 +141,7 @@ func TestSealedRecords(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(path, b, 0o600))
 			_, err = st.Load(context.Background(), storetest.Key)
-			requireCorrupt(t, err, "secret-access")
+			storetest.RequireCorrupt(t, err, "secret-access")
 		}
 		require.NoError(t, os.WriteFile(path, rec, 0o600))
 		storetest.RequireGrant(t, storetest.Grant("secret-access"), storetest.Load(t, st, storetest.Key))
@@ -159,19 +149,19 @@ func TestSealedRecords(t *testing.T) {
 
 	t.Run("AnotherAEADKeyRefused", func(t *testing.T) {
 		_, err := newStore(t, filestore.WithDir(dir), filestore.WithAEAD(storetest.NewAEAD(t))).Load(context.Background(), storetest.Key)
-		requireCorrupt(t, err, "secret-access")
+		storetest.RequireCorrupt(t, err, "secret-access")
 	})
 
 	t.Run("NoAEADRefusesSealed", func(t *testing.T) {
 		_, err := newStore(t, filestore.WithDir(dir)).Load(context.Background(), storetest.Key)
-		requireCorrupt(t, err, "secret-access")
+		storetest.RequireCorrupt(t, err, "secret-access")
 	})
 
 	t.Run("AEADRefusesClear", func(t *testing.T) {
 		clear := newStore(t, filestore.WithDir(privateDir(t)))
 		storetest.Save(t, clear, storetest.Key, storetest.Grant("planted"))
 		_, err := newStore(t, filestore.WithDir(clear.Dir()), filestore.WithAEAD(aead)).Load(context.Background(), storetest.Key)
-		requireCorrupt(t, err, "planted")
+		storetest.RequireCorrupt(t, err, "planted")
 	})
 }
 
@@ -193,7 +183,7 @@ func TestCorruptRecordsRefused(t *testing.T) {
 	} {
 		require.NoError(t, os.WriteFile(path, b, 0o600))
 		_, err := st.Load(context.Background(), storetest.Key)
-		requireCorrupt(t, err, "secret-access")
+		storetest.RequireCorrupt(t, err, "secret-access")
 		require.Contains(t, err.Error(), path, name)
 	}
 }
@@ -208,16 +198,6 @@ func grantFile(t *testing.T, st *filestore.Store, key stepup.StoreKey) string {
 	require.NoError(t, err)
 	require.Len(t, matches, 1)
 	return filepath.Join(st.Dir(), filepath.Base(matches[0]))
-}
-
-// requireCorrupt requires err to be ErrCorrupt, and its message to hold
-// none of secrets.
-func requireCorrupt(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	require.ErrorIs(t, err, filestore.ErrCorrupt)
-	for _, s := range secrets {
-		require.NotContains(t, err.Error(), s)
-	}
 }
 
 // requirePermission requires err to be a *PermissionError about path.

@@ -4,17 +4,17 @@ import (
 	"context"
 	"testing"
 
-	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/internal/storetest"
 	"github.com/stepup-go/stepup/redisstore"
 )
 
-// The quiet path of a source sharing its grant through Redis: Load (the
-// first use) and an Update whose fn adopts the saved grant without a
-// network call (a process that finds the fleet already refreshed). GET is
-// the round trip to the same server, for comparison: the lock's cost is
-// Update's time less Load's.
+// The quiet path through Redis. The lock's cost is UpdateAdopt's time less
+// Load's.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmarks(b, newFixture(b).store())
+}
 
+// One GET round trip to the same server, for comparison.
 func BenchmarkGET(b *testing.B) {
 	f := newFixture(b)
 	st := f.store()
@@ -25,55 +25,6 @@ func BenchmarkGET(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		if err := f.client.Get(ctx, grant).Err(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkLoad(b *testing.B) {
-	f := newFixture(b)
-	st := f.store()
-	storetest.Save(b, st, storetest.Key, storetest.Grant("a1"))
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := st.Load(ctx, storetest.Key); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkUpdateAdopt(b *testing.B) {
-	f := newFixture(b)
-	st := f.store()
-	storetest.Save(b, st, storetest.Key, storetest.Grant("a1"))
-	ctx := context.Background()
-	adopt := func(_ context.Context, saved *stepup.SavedGrant) (*stepup.SavedGrant, error) {
-		if saved == nil {
-			b.Fatal("no saved grant")
-		}
-		return nil, nil
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if err := st.Update(ctx, storetest.Key, adopt); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkUpdateSave(b *testing.B) {
-	f := newFixture(b)
-	st := f.store()
-	g := storetest.Grant("a1")
-	ctx := context.Background()
-	save := func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error) { return g, nil }
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if err := st.Update(ctx, storetest.Key, save); err != nil {
 			b.Fatal(err)
 		}
 	}

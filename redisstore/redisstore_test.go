@@ -297,17 +297,7 @@ func TestSealedRecords(t *testing.T) {
 
 	// Moved to another key, a record does not open.
 	require.NoError(t, f.client.Set(context.Background(), grantB, rec, time.Hour).Err())
-	_, err = st.Load(context.Background(), other)
-	requireCorrupt(t, err, "secret-a", "secret-b")
-	called := false
-	err = st.Update(context.Background(), other, func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error) {
-		called = true
-		return nil, nil
-	})
-	requireCorrupt(t, err, "secret-a")
-	require.False(t, called)
-	require.NoError(t, st.Delete(context.Background(), other), "Delete clears a corrupt record")
-	storetest.RequireGrant(t, nil, storetest.Load(t, st, other))
+	storetest.RequireUnusable(t, st, other, "secret-a", "secret-b")
 
 	// Nor does one altered, one sealed with another AEAD key, or one in
 	// the clear.
@@ -317,15 +307,15 @@ func TestSealedRecords(t *testing.T) {
 	}
 	require.NoError(t, f.client.Set(context.Background(), grantB, altered, time.Hour).Err())
 	_, err = st.Load(context.Background(), other)
-	requireCorrupt(t, err, "secret-a")
+	storetest.RequireCorrupt(t, err, "secret-a")
 	_, err = f.store(redisstore.WithAEAD(storetest.NewAEAD(t))).Load(context.Background(), storetest.Key)
-	requireCorrupt(t, err, "secret-a")
+	storetest.RequireCorrupt(t, err, "secret-a")
 	_, err = f.store().Load(context.Background(), storetest.Key)
-	requireCorrupt(t, err, "secret-a")
+	storetest.RequireCorrupt(t, err, "secret-a")
 	clear := f.store(redisstore.WithPrefix(randomPrefix(t)))
 	storetest.Save(t, clear, storetest.Key, storetest.Grant("planted"))
 	_, err = redisstore.New(f.client, redisstore.WithPrefix(prefixOf(t, clear)), redisstore.WithAEAD(aead)).Load(context.Background(), storetest.Key)
-	requireCorrupt(t, err, "planted")
+	storetest.RequireCorrupt(t, err, "planted")
 }
 
 func prefixOf(t *testing.T, st *redisstore.Store) string {
@@ -333,14 +323,6 @@ func prefixOf(t *testing.T, st *redisstore.Store) string {
 	i := strings.Index(grant, "{")
 	require.Positive(t, i)
 	return grant[:i]
-}
-
-func requireCorrupt(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	require.ErrorIs(t, err, redisstore.ErrCorrupt)
-	for _, s := range secrets {
-		require.NotContains(t, err.Error(), s)
-	}
 }
 
 // A grant without access token is never saved.
@@ -359,15 +341,5 @@ func TestOversizedRecordRefused(t *testing.T) {
 	st := f.store()
 	grant, _, _ := redisstore.Names(st, storetest.Key)
 	require.NoError(t, f.client.Set(context.Background(), grant, strings.Repeat("x", 1<<20+1), time.Hour).Err())
-	_, err := st.Load(context.Background(), storetest.Key)
-	requireCorrupt(t, err)
-	called := false
-	err = st.Update(context.Background(), storetest.Key, func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error) {
-		called = true
-		return nil, nil
-	})
-	requireCorrupt(t, err)
-	require.False(t, called)
-	require.NoError(t, st.Delete(context.Background(), storetest.Key))
-	RequireNoGrant(t, st)
+	storetest.RequireUnusable(t, st, storetest.Key)
 }

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/internal/grantrecord"
 )
 
 // Backing makes a fresh, empty place for grants (a folder, a Redis key
@@ -81,6 +82,34 @@ func RequireGrant(t testing.TB, want, got *stepup.SavedGrant) {
 	assert.Equal(t, want.Requested, got.Requested)
 	assert.Equal(t, want.Granted, got.Granted)
 	assert.Equal(t, want.Issuer, got.Issuer)
+}
+
+// RequireCorrupt requires err to be the stores' ErrCorrupt, and its
+// message to hold none of secrets.
+func RequireCorrupt(t testing.TB, err error, secrets ...string) {
+	t.Helper()
+	require.ErrorIs(t, err, grantrecord.ErrCorrupt)
+	for _, s := range secrets {
+		require.NotContains(t, err.Error(), s)
+	}
+}
+
+// RequireUnusable requires the record under key to be refused as corrupt
+// by Load and by Update, which must not call fn, with errors holding none
+// of secrets; and Delete to clear it.
+func RequireUnusable(t testing.TB, st stepup.Store, key stepup.StoreKey, secrets ...string) {
+	t.Helper()
+	_, err := st.Load(context.Background(), key)
+	RequireCorrupt(t, err, secrets...)
+	called := false
+	err = st.Update(context.Background(), key, func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error) {
+		called = true
+		return nil, nil
+	})
+	RequireCorrupt(t, err, secrets...)
+	require.False(t, called, "fn ran on a corrupt record")
+	require.NoError(t, st.Delete(context.Background(), key), "Delete clears a corrupt record")
+	RequireGrant(t, nil, Load(t, st, key))
 }
 
 // Save saves g under key with an Update that must succeed.
