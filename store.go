@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"golang.org/x/oauth2"
 )
@@ -27,8 +28,12 @@ type Store interface {
 	// none) and returns the grant to save, or nil to leave the saved one
 	// as it is; an error from fn saves nothing and is returned. The ctx
 	// fn gets ends when the exclusivity is lost (a lock that expired, a
-	// store that went away); a grant returned after that must not be
-	// saved. Update waits for the exclusivity under ctx.
+	// store that went away); a grant returned after that is saved only
+	// if no other grant was saved since fn got saved: it never replaces a
+	// grant fn did not see. (Dropping it would lose a rotated refresh
+	// token whose predecessor fn has spent.) Update waits for the
+	// exclusivity under ctx. fn must not call Update or Delete of the
+	// same key: it would wait for itself.
 	Update(ctx context.Context, key StoreKey, fn func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error)) error
 
 	// Delete removes the grant saved under key, if any.
@@ -109,12 +114,26 @@ func (s *TokenSource) savedLocked() *SavedGrant {
 // exclusive runs fn alone across everyone sharing the source's store, with
 // the grant saved there, and saves the grant fn returns, if any. Without a
 // store it runs fn as it is: the flights keep it alone in this process.
+//
+// A store that fails before fn runs fails the remedy: without exclusivity
+// a refresh could redeem a refresh token another process redeems too. One
+// that fails to save after fn succeeded does not: fn installed its grant
+// here already, and its old refresh token is spent either way.
 func (s *TokenSource) exclusive(ctx context.Context, fn func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error)) error {
 	if s.store == nil {
 		_, err := fn(ctx, nil)
 		return err
 	}
-	return s.store.Update(ctx, s.storeKey, fn)
+	var done atomic.Bool
+	err := s.store.Update(ctx, s.storeKey, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		g, err := fn(ctx, saved)
+		done.Store(err == nil)
+		return g, err
+	})
+	if done.Load() {
+		return nil
+	}
+	return err
 }
 
 // adoptSaved makes the saved grant current if it is usable and is not the

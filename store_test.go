@@ -192,11 +192,43 @@ func TestStoreLoadFailure(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status)
 }
 
+// A remedy done while the store failed to save it stands: the new token is
+// in use here (the old refresh token is spent either way), and the request
+// succeeds.
+func TestStoreSaveFailureKeepsTheRemedy(t *testing.T) {
+	w := newWorld(t)
+	w.protect("/files", "files:read")
+	st := &failingStore{memStore: newMemStore()}
+	tok := w.as.issue(true, "files:read")
+	ts := w.source(tok, stepup.WithStore(st))
+	w.as.revoke(tok)
+	st.failSave.Store(true)
+
+	status, _ := w.mustGet(&http.Client{Transport: w.transport(ts, newEscalator(w))}, "/files")
+
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, int32(1), w.as.refreshHits.Load())
+	got, err := ts.Token()
+	require.NoError(t, err)
+	assert.NotEqual(t, tok.AccessToken, got.AccessToken)
+}
+
 var errStoreDown = errors.New("store down")
 
 type failingStore struct {
 	*memStore
-	fail atomic.Bool
+	fail     atomic.Bool // Load fails
+	failSave atomic.Bool // Update runs fn, then fails to save
+}
+
+func (f *failingStore) Update(ctx context.Context, key stepup.StoreKey, fn func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error)) error {
+	if !f.failSave.Load() {
+		return f.memStore.Update(ctx, key, fn)
+	}
+	if _, err := fn(ctx, nil); err != nil {
+		return err
+	}
+	return errStoreDown
 }
 
 func (f *failingStore) Load(ctx context.Context, key stepup.StoreKey) (*stepup.SavedGrant, error) {

@@ -1,5 +1,3 @@
-//go:build storeintegration
-
 package storetest
 
 import (
