@@ -351,7 +351,7 @@ func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
 		}
 	}
 	s := rt.current()
-	if s.tok == nil || s.tok.Valid() || s.tok.RefreshToken == "" {
+	if s.tok == nil || s.tok.RefreshToken == "" || s.tok.Valid() {
 		return s, nil
 	}
 	err := rt.ts.refreshFrom(ctx, s.gen)

@@ -107,9 +107,10 @@ type TokenSource struct {
 	// or a call of user code.
 	mu        sync.Mutex
 	tok       *oauth2.Token
-	gen       uint64   // counts installs; 0 before the first
-	grantSeq  uint64   // counts new grants (escalations, Set); a refresh keeps the grant
-	auth      []string // Authorization field value for tok, built once per generation; shared, read-only
+	gen       uint64                   // counts installs; 0 before the first
+	grantSeq  uint64                   // counts new grants (escalations, Set); a refresh keeps the grant
+	auth      []string                 // Authorization field value for tok, built once per generation; shared, read-only
+	snap      atomic.Pointer[snapshot] // tok, gen and auth, for reading without mu
 	requested Scopes
 	granted   Scopes
 	refresh   RefreshFunc
@@ -315,12 +316,22 @@ func (s *TokenSource) LogValue() slog.Value {
 	)
 }
 
+// snapshot is what a request needs of the current token, published as one
+// value so that the path of every request reads it without a lock.
+type snapshot struct {
+	tok  *oauth2.Token
+	gen  uint64
+	auth []string
+}
+
 // current returns the current token, its generation and the Authorization
 // field value for it.
 func (s *TokenSource) current() (*oauth2.Token, uint64, []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tok, s.gen, s.auth
+	c := s.snap.Load()
+	if c == nil {
+		return nil, 0, nil
+	}
+	return c.tok, c.gen, c.auth
 }
 
 // noteAccepted records that a request carrying generation gen drew no
@@ -353,11 +364,12 @@ func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes, newGran
 	s.requested = slices.Clone(requested)
 	if tok == nil || tok.AccessToken == "" {
 		s.tok, s.auth, s.granted = nil, nil, nil
-		return s.gen
+	} else {
+		s.tok = tok
+		s.auth = []string{tok.Type() + " " + tok.AccessToken}
+		s.granted = grantedScopes(tok, s.requested)
 	}
-	s.tok = tok
-	s.auth = []string{tok.Type() + " " + tok.AccessToken}
-	s.granted = grantedScopes(tok, s.requested)
+	s.snap.Store(&snapshot{tok: s.tok, gen: s.gen, auth: s.auth})
 	return s.gen
 }
 

@@ -2,7 +2,7 @@
 # Regenerates the program outputs a README quotes, from the commands that
 # print them, so that no number in it is typed in by hand.
 #
-# Usage: scripts/readme-outputs.sh [FILE...]   (default: examples/README.md;
+# Usage: scripts/readme-outputs.sh [FILE...]   (default: README.md;
 #        paths are taken from the repository root)
 #
 # In FILE, each block
@@ -19,7 +19,7 @@ set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-[ $# -gt 0 ] || set -- examples/README.md
+[ $# -gt 0 ] || set -- README.md
 
 begin_re='^<!-- output (text|markdown): (.*) -->$'
 for file in "$@"; do

@@ -3,6 +3,7 @@ package roundtrip
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net/http"
 	"reflect"
 	"testing"
@@ -65,6 +66,24 @@ func (b *okBase) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &r.resp, nil
 }
 
+// floorTransport does the least any RoundTripper that attaches a token must
+// do without modifying the caller's request: copy the request and its
+// header map, and set Authorization. It knows nothing of origins, expiry
+// or challenges; stepup's time over it is what its own logic costs.
+type floorTransport struct {
+	base http.RoundTripper
+	auth []string
+}
+
+func (t *floorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r2 := new(http.Request)
+	*r2 = *req
+	h := maps.Clone(req.Header)
+	h["Authorization"] = t.auth
+	r2.Header = h
+	return t.base.RoundTrip(r2)
+}
+
 // Typed package-level sinks keep the compiler from dropping the work.
 var (
 	sinkResp *http.Response
@@ -84,6 +103,10 @@ var hotVariants = []hotVariant{
 	}},
 	{"oauth2", func(_ testing.TB, base http.RoundTripper, tok *oauth2.Token) (http.RoundTripper, string) {
 		return &oauth2.Transport{Source: oauth2.StaticTokenSource(tok), Base: base}, "Bearer " + tok.AccessToken
+	}},
+	{"floor", func(_ testing.TB, base http.RoundTripper, tok *oauth2.Token) (http.RoundTripper, string) {
+		auth := "Bearer " + tok.AccessToken
+		return &floorTransport{base: base, auth: []string{auth}}, auth
 	}},
 	{"stepup", func(tb testing.TB, base http.RoundTripper, tok *oauth2.Token) (http.RoundTripper, string) {
 		ts, err := stepup.NewTokenSource(hotResource, tok)
