@@ -88,7 +88,7 @@ func TestDecide(t *testing.T) {
 // the token sent, and never acts on a malformed or ambiguous one.
 func TestClassify(t *testing.T) {
 	var tr Transport
-	bearer := sent{tok: nil}
+	bearer := &snapshot{}
 	for _, tc := range []struct {
 		name    string
 		status  int

@@ -216,12 +216,9 @@ func (t *Transport) event(ctx context.Context, level slog.Level, msg string, att
 	t.Logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// sent is the token a request went out with.
-type sent struct {
-	tok  *oauth2.Token // nil when none was attached
-	gen  uint64
-	auth []string // Authorization field value, nil when none; shared, read-only
-}
+// sent is the token a request went out with: the source's snapshot when
+// the request was sent. Its tok is nil when none was attached.
+type sent = *snapshot
 
 // remedy is a challenge a request has remedied.
 type remedy struct {
@@ -347,7 +344,7 @@ func (rt *roundTrip) replayBody() (io.ReadCloser, error) {
 func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
 	if rt.ts.store != nil {
 		if err := rt.ts.load(ctx); err != nil {
-			return sent{}, err
+			return nil, err
 		}
 	}
 	s := rt.current()
@@ -360,7 +357,7 @@ func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
 		return rt.current(), nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return sent{}, ctxErr
+		return nil, ctxErr
 	}
 	if !errors.Is(err, ErrNoRefreshToken) {
 		rt.refreshErr = err // the 401 it will likely draw is answered with it, not a second try
@@ -374,10 +371,7 @@ func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
 // information.
 func (rt *roundTrip) where() string { return redactedURL(rt.req) }
 
-func (rt *roundTrip) current() sent {
-	tok, gen, auth := rt.ts.current()
-	return sent{tok, gen, auth}
-}
+func (rt *roundTrip) current() sent { return rt.ts.snap.Load() }
 
 // send sends body with the token of s on a copy of the request: the
 // caller's request is never modified (the RoundTripper contract).

@@ -158,6 +158,7 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
 	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host)}
+	s.snap.Store(&snapshot{})
 	s.refreshes.timeout = refreshTimeout
 	for _, opt := range opts {
 		opt(s)
@@ -317,20 +318,18 @@ func (s *TokenSource) LogValue() slog.Value {
 }
 
 // snapshot is what a request needs of the current token, published as one
-// value so that the path of every request reads it without a lock.
+// immutable value so that the path of every request reads it without a
+// lock and passes it on as one pointer.
 type snapshot struct {
-	tok  *oauth2.Token
+	tok  *oauth2.Token // nil before the first token
 	gen  uint64
-	auth []string
+	auth []string // Authorization field value for tok, nil when none; shared, read-only
 }
 
 // current returns the current token, its generation and the Authorization
 // field value for it.
 func (s *TokenSource) current() (*oauth2.Token, uint64, []string) {
 	c := s.snap.Load()
-	if c == nil {
-		return nil, 0, nil
-	}
 	return c.tok, c.gen, c.auth
 }
 
