@@ -39,7 +39,7 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 	case tok == nil || refresh == nil:
 		return ErrNoRefreshToken
 	}
-	return s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+	err := s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
 		if usable(saved) && saved.Token.AccessToken != tok.AccessToken {
 			if saved.Token.Valid() && s.adoptSaved(saved, tok) {
 				return nil, nil
@@ -63,6 +63,13 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 		}
 		return s.installRefreshed(nt, tok, rejected)
 	})
+	var se *storeError
+	if errors.As(err, &se) {
+		// No exclusivity, no refresh: it could redeem a refresh token
+		// another process redeems too. It may work next time.
+		return fmt.Errorf("%w: %w", ErrRefreshFailed, err)
+	}
+	return err
 }
 
 // installRefreshed installs nt, refreshed from tok of generation rejected,

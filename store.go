@@ -124,17 +124,31 @@ func (s *TokenSource) exclusive(ctx context.Context, fn func(ctx context.Context
 		_, err := fn(ctx, nil)
 		return err
 	}
-	var done atomic.Bool
+	var ran, done atomic.Bool
 	err := s.store.Update(ctx, s.storeKey, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		ran.Store(true)
 		g, err := fn(ctx, saved)
 		done.Store(err == nil)
 		return g, err
 	})
-	if done.Load() {
+	switch {
+	case done.Load():
 		return nil
+	case !ran.Load():
+		return &storeError{resource: s.resource, err: err}
 	}
 	return err
 }
+
+// storeError is the error of a store that could not give a remedy its
+// exclusivity.
+type storeError struct {
+	resource string
+	err      error
+}
+
+func (e *storeError) Error() string { return "stepup: the store of " + e.resource + ": " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
 
 // adoptSaved makes the saved grant current if it is usable and is not the
 // grant whose token was rejected: another source sharing the store renewed

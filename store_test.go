@@ -192,6 +192,28 @@ func TestStoreLoadFailure(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status)
 }
 
+// A store that cannot give a refresh its exclusivity (Redis down, say)
+// fails the request with ErrRefreshFailed, no refresh sent and nobody
+// prompted: the store's own error is in the chain.
+func TestStoreUnavailableFailsRefreshClosed(t *testing.T) {
+	w := newWorld(t)
+	w.protect("/files", "files:read")
+	st := &failingStore{memStore: newMemStore()}
+	tok := w.as.issue(true, "files:read")
+	ts := w.source(tok, stepup.WithStore(st))
+	w.as.revoke(tok)
+	esc := newEscalator(w)
+	c := &http.Client{Transport: w.transport(ts, esc)}
+	_, err := ts.TokenContext(w.ctx()) // loads while the store works
+	require.NoError(t, err)
+	st.failUpdate.Store(true)
+
+	ce := w.mustStop(c, "/files", stepup.ErrRefreshFailed)
+	assert.ErrorIs(t, ce, errStoreDown)
+	assert.Zero(t, w.as.refreshHits.Load())
+	assert.Zero(t, esc.calls.Load())
+}
+
 // A remedy done while the store failed to save it stands: the new token is
 // in use here (the old refresh token is spent either way), and the request
 // succeeds.
@@ -217,11 +239,15 @@ var errStoreDown = errors.New("store down")
 
 type failingStore struct {
 	*memStore
-	fail     atomic.Bool // Load fails
-	failSave atomic.Bool // Update runs fn, then fails to save
+	fail       atomic.Bool // Load fails
+	failUpdate atomic.Bool // Update fails before fn runs
+	failSave   atomic.Bool // Update runs fn, then fails to save
 }
 
 func (f *failingStore) Update(ctx context.Context, key stepup.StoreKey, fn func(context.Context, *stepup.SavedGrant) (*stepup.SavedGrant, error)) error {
+	if f.failUpdate.Load() {
+		return errStoreDown
+	}
 	if !f.failSave.Load() {
 		return f.memStore.Update(ctx, key, fn)
 	}
