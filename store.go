@@ -147,7 +147,9 @@ type storeError struct {
 	err      error
 }
 
-func (e *storeError) Error() string { return "stepup: the store of " + e.resource + ": " + e.err.Error() }
+func (e *storeError) Error() string {
+	return "stepup: the store of " + e.resource + ": " + e.err.Error()
+}
 func (e *storeError) Unwrap() error { return e.err }
 
 // adoptSaved makes the saved grant current if it is usable and is not the
