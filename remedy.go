@@ -31,7 +31,8 @@ func (s *TokenSource) refreshFrom(ctx context.Context, rejected uint64) error {
 // redeemed once across processes too.
 func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 	s.mu.Lock()
-	tok, gen, refresh, gone := s.tok, s.gen, s.refresh, s.goneGen == rejected
+	cur := s.snap.Load()
+	tok, gen, refresh, gone := cur.tok, cur.gen, s.refresh, s.goneGen == rejected
 	s.mu.Unlock()
 	switch {
 	case gen != rejected && tok != nil:
@@ -48,7 +49,8 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 			// token is the newest.
 			s.mu.Lock()
 			s.adoptLocked(saved)
-			tok, rejected, gone = s.tok, s.gen, false
+			cur := s.snap.Load()
+			tok, rejected, gone = cur.tok, cur.gen, false
 			s.mu.Unlock()
 		}
 		switch {
@@ -87,7 +89,7 @@ func (s *TokenSource) installRefreshed(nt, tok *oauth2.Token, rejected uint64) (
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gen != rejected {
+	if s.snap.Load().gen != rejected {
 		// An escalation installed a token of a newer grant meanwhile; a
 		// token refreshed from the old grant must not replace it.
 		return nil, nil
@@ -106,7 +108,7 @@ func (s *TokenSource) installRefreshed(nt, tok *oauth2.Token, rejected uint64) (
 func (s *TokenSource) refreshFailed(err error, rejected uint64, tok *oauth2.Token) error {
 	if grantGone(err) {
 		s.mu.Lock()
-		if s.gen == rejected {
+		if s.snap.Load().gen == rejected {
 			s.goneGen = rejected
 		}
 		s.mu.Unlock()
@@ -208,7 +210,7 @@ func (s *TokenSource) escalate(ctx context.Context, call *escalationCall) (escal
 func (s *TokenSource) joinEscalation(call *escalationCall) (*escalation, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gen != call.sent && s.tok != nil && call.curedBy(s.granted) {
+	if cur := s.snap.Load(); cur.gen != call.sent && cur.tok != nil && call.curedBy(s.granted) {
 		return nil, false, nil
 	}
 	if f := s.escalated; f != nil {

@@ -108,7 +108,7 @@ func (s *TokenSource) adoptLocked(g *SavedGrant) {
 
 // savedLocked is what the store keeps of the current grant.
 func (s *TokenSource) savedLocked() *SavedGrant {
-	return &SavedGrant{Token: s.tok, Requested: slices.Clone(s.requested), Granted: slices.Clone(s.granted), Issuer: s.issuer}
+	return &SavedGrant{Token: s.snap.Load().tok, Requested: slices.Clone(s.requested), Granted: slices.Clone(s.granted), Issuer: s.issuer}
 }
 
 // exclusive runs fn alone across everyone sharing the source's store, with
@@ -161,7 +161,7 @@ func (s *TokenSource) adoptSaved(saved *SavedGrant, rejected *oauth2.Token) bool
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tok == nil || s.tok.AccessToken != saved.Token.AccessToken {
+	if cur := s.snap.Load().tok; cur == nil || cur.AccessToken != saved.Token.AccessToken {
 		s.adoptLocked(saved)
 	}
 	return true

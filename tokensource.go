@@ -105,12 +105,12 @@ type TokenSource struct {
 
 	// mu guards the state below. It is never held across a network call
 	// or a call of user code.
-	mu        sync.Mutex
-	tok       *oauth2.Token
-	gen       uint64                   // counts installs; 0 before the first
-	grantSeq  uint64                   // counts new grants (escalations, Set); a refresh keeps the grant
-	auth      []string                 // Authorization field value for tok, built once per generation; shared, read-only
-	snap      atomic.Pointer[snapshot] // tok, gen and auth, for reading without mu
+	mu sync.Mutex
+	// snap is the current token, its generation (counting installs, 0
+	// before the first) and its Authorization field value: written under
+	// mu, read with or without it.
+	snap      atomic.Pointer[snapshot]
+	grantSeq  uint64 // counts new grants (escalations, Set); a refresh keeps the grant
 	requested Scopes
 	granted   Scopes
 	refresh   RefreshFunc
@@ -303,7 +303,7 @@ func (s *TokenSource) Scopes() (requested, granted Scopes) {
 func (s *TokenSource) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("stepup.TokenSource{resource: %q, generation: %d, granted: %q}", s.resource, s.gen, s.granted.String())
+	return fmt.Sprintf("stepup.TokenSource{resource: %q, generation: %d, granted: %q}", s.resource, s.snap.Load().gen, s.granted.String())
 }
 
 // LogValue describes the source for log/slog without its token.
@@ -312,7 +312,7 @@ func (s *TokenSource) LogValue() slog.Value {
 	defer s.mu.Unlock()
 	return slog.GroupValue(
 		slog.String("resource", s.resource),
-		slog.Uint64("generation", s.gen),
+		slog.Uint64("generation", s.snap.Load().gen),
 		slog.String("granted", s.granted.String()),
 	)
 }
@@ -350,26 +350,27 @@ func (s *TokenSource) noteAccepted(gen uint64) {
 func (s *TokenSource) canRefresh(gen uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.gen == gen && s.tok != nil && s.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
+	cur := s.snap.Load()
+	return cur.gen == gen && cur.tok != nil && cur.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
 }
 
 // installLocked makes tok current and returns its generation. newGrant says
 // that tok comes from a new authorization rather than a refresh.
 func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes, newGrant bool) uint64 {
-	s.gen++
 	if newGrant {
 		s.grantSeq++
 	}
 	s.requested = slices.Clone(requested)
+	next := &snapshot{gen: s.snap.Load().gen + 1}
 	if tok == nil || tok.AccessToken == "" {
-		s.tok, s.auth, s.granted = nil, nil, nil
+		s.granted = nil
 	} else {
-		s.tok = tok
-		s.auth = []string{tok.Type() + " " + tok.AccessToken}
+		next.tok = tok
+		next.auth = []string{tok.Type() + " " + tok.AccessToken}
 		s.granted = grantedScopes(tok, s.requested)
 	}
-	s.snap.Store(&snapshot{tok: s.tok, gen: s.gen, auth: s.auth})
-	return s.gen
+	s.snap.Store(next)
+	return next.gen
 }
 
 // grantedScopes returns the scope of a token response, or requested when the
