@@ -234,10 +234,10 @@ roundtrip_table() {
 		if (s == "" || o <= 0) exit
 		sa = v["stepup", "allocs/op"]; oa = v["oauth2", "allocs/op"]
 		print ""
-		printf "- stepup time ÷ oauth2 time: **%.2f** (target ≤ 0.60: %s)\n", s / o, (s / o <= 0.6 ? "met" : "MISSED")
+		printf "- stepup time ÷ oauth2 time: **%.3f** (target ≤ 0.60: %s)\n", s / o, (s / o <= 0.6 ? "met" : "MISSED")
 		f = v["floor", "ns/op"]
 		if (f > 0)
-			printf "- the floor (copy the request and its header, set Authorization) ÷ oauth2 time: %.2f; stepup over the floor: %s ns (origin check, token, challenge check)\n", f / o, sgn(s - f)
+			printf "- the floor (copy the request and its header, set Authorization) ÷ oauth2 time: %.3f; stepup over the floor: %s ns (origin check, token, challenge check)\n", f / o, sgn(s - f)
 		if (hasBase && o - b > 0)
 			printf "- stepup overhead ÷ oauth2 overhead (time over base): **%.2f** (%s ns vs %s ns)\n", (s - b) / (o - b), sgn(s - b), sgn(o - b)
 		printf "- allocs/op: stepup %g vs oauth2 %g (target fewer: %s)\n", sa, oa, (sa < oa ? "met" : "MISSED")
