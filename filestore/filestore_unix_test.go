@@ -55,7 +55,9 @@ func TestKilledWriterLeavesAWholeFile(t *testing.T) {
 		require.NotNil(t, g)
 		k, err := checkBigGrant(g, crashTokenSize)
 		require.NoError(t, err, "round %d", round)
-		require.Contains(t, []int{n - 1, n}, k, "round %d: killed while saving %d", round, n)
+		// Grant n-1 was saved before "writing n" was printed; the kill may
+		// land in save n or, on a fast save, in a later one.
+		require.GreaterOrEqual(t, k, n-1, "round %d: killed after saving %d", round, n-1)
 	}
 	storetest.Save(t, st, storetest.Key, storetest.Grant("after"))
 	temps, err := filepath.Glob(filepath.Join(dir, ".*"))
