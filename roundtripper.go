@@ -185,12 +185,11 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
+// maxReplays is MaxReplays with its default. A negative MaxReplays never
+// gets here: such a Transport answers no challenge.
 func (t *Transport) maxReplays() int {
-	switch {
-	case t.MaxReplays == 0:
+	if t.MaxReplays == 0 {
 		return DefaultMaxReplays
-	case t.MaxReplays < 0:
-		return 0
 	}
 	return t.MaxReplays
 }

@@ -511,9 +511,6 @@ type resourceServer struct {
 	needsACR        map[string]string // path → acr_values it needs
 	needsClaims     map[string]string // path → claims it answers insufficient_claims with (JSON)
 	noMetadata      bool              // no protected resource metadata, no resource_metadata in challenges: an MCP 2025-03-26 server
-
-	mu  sync.Mutex
-	log []string // "path token"
 }
 
 func newResourceServer(t *testing.T, as *authServer) *resourceServer {
@@ -550,9 +547,6 @@ func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	rs.mu.Lock()
-	rs.log = append(rs.log, r.URL.Path+" "+at)
-	rs.mu.Unlock()
 	meta := fmt.Sprintf("resource_metadata=%q", rs.metadataURL())
 	if rs.noMetadata {
 		meta = `realm="mcp"`
@@ -593,12 +587,6 @@ func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "ok %s", r.URL.Path)
-}
-
-func (rs *resourceServer) requests() []string {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return slices.Clone(rs.log)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
