@@ -47,7 +47,7 @@ func NewGoSDK(cfg Config) *Server {
 		}
 		metadata := auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
 			Resource:               s.URL,
-			AuthorizationServers:   []string{g.as.URL},
+			AuthorizationServers:   []string{g.issuer},
 			ScopesSupported:        cfg.ScopesSupported,
 			BearerMethodsSupported: []string{"header"},
 		})
