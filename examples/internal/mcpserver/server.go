@@ -60,8 +60,10 @@ type Config struct {
 	Listener net.Listener
 
 	// StepUp lists the tools that need a stronger or more recent
-	// authentication than the others; a call with a token that lacks it
-	// gets a 401 insufficient_user_authentication (RFC 9470 §3).
+	// authentication than the others (NewGoSDK adds those that are not
+	// ToolRead or ToolWrite, answering their name); a call with a token
+	// that lacks it gets a 401 insufficient_user_authentication (RFC 9470
+	// §3).
 	StepUp map[string]Authentication
 
 	// Challenges says how challenges are worded: the go-sdk's as they are
