@@ -30,8 +30,9 @@ const DefaultClientName = "stepup"
 //
 // For each escalation it:
 //
-//  1. finds the resource's protected resource metadata (RFC 9728), from the
-//     challenge's validated resource_metadata, else the well-known URLs,
+//  1. fetches the resource's protected resource metadata (RFC 9728)
+//     anew, from the challenge's validated resource_metadata, else the
+//     well-known URLs,
 //     and the metadata of the first authorization server listed that
 //     supports PKCE S256 and the authorization code flow (for a resource
 //     with no metadata at all, the MCP 2025-03-26 fallback, if
@@ -42,8 +43,12 @@ const DefaultClientName = "stepup"
 //     dynamic registration (RFC 7591), kept for the issuer;
 //  3. has the [Receiver] send the person to the authorization endpoint
 //     with the scopes to request, the RFC 8707 resource of the metadata,
-//     a fresh PKCE S256 challenge and state, and the acr_values, max_age
-//     (RFC 9470) and claims of the challenge;
+//     a fresh PKCE S256 challenge and state, the acr_values, max_age
+//     (RFC 9470) and claims of the challenge, with openid and
+//     prompt=consent where an OpenID Provider needs them (see the package
+//     documentation), and [Escalator.AuthorizationParams]; pushed first
+//     to the server's pushed authorization request endpoint (RFC 9126)
+//     when it has one;
 //  4. checks the response's state and its iss (RFC 9207) before anything
 //     else, then redeems the code with the verifier and the resource.
 //
@@ -67,6 +72,14 @@ type Escalator struct {
 
 	// Client is a client registered beforehand, used with the
 	// authorization server of its Issuer, or with any when Issuer is "".
+	// Servers without a registration endpoint need one: Google, Microsoft
+	// Entra ID, Keycloak unless it lets clients register without an
+	// initial access token. Register it with the redirect URI the Receiver
+	// uses: for a [Loopback], http://127.0.0.1/callback as a native or
+	// desktop client, or, where the server compares the port too, a
+	// fixed Loopback.Port. With no Client for the server, no client ID
+	// metadata document it accepts and no registration endpoint, an
+	// escalation fails with [ErrNoClient] before any request is sent.
 	Client *Registration
 
 	// ClientMetadataURL is the https URL of this client's client ID
@@ -128,13 +141,15 @@ type Escalator struct {
 	OmitResource bool
 
 	// AuthorizationParams are sent with every authorization request, as
-	// some servers need: audience at Auth0 (which issues a JWT for the
-	// API only when asked), login_hint or domain_hint at Google and Entra
-	// ID, access_type=offline at Google (which issues refresh tokens for
-	// that, not for offline_access), kc_idp_hint at Keycloak. They must
-	// not name a parameter the Escalator sets (see [Escalator]): that is
-	// an error before any request. A prompt value is added to, not
-	// replaced: the Escalator may add consent.
+	// some servers need: audience at Auth0, which issues a JWT for an API
+	// only when asked; access_type=offline at Google, which issues
+	// refresh tokens for it rather than for offline_access; login_hint or
+	// domain_hint at Google and Entra ID; kc_idp_hint at Keycloak. Each
+	// takes one value, and none may be a parameter the Escalator sets
+	// (response_type, client_id, redirect_uri, scope, state, the PKCE
+	// ones, resource, acr_values, max_age, claims, request_uri): that is an
+	// error before any request. prompt is the exception: its values are
+	// sent with the consent the Escalator may add.
 	AuthorizationParams url.Values
 
 	init  sync.Once
@@ -482,6 +497,14 @@ func (f *flow) redeem(ctx context.Context, params url.Values) (*stepup.Grant, er
 
 // refreshFunc refreshes through the client this flow used, with the
 // resource it authorized for, through the Escalator's policy.
+//
+// Before each refresh, the resource's metadata is fetched anew: when it no
+// longer names the issuer that granted the token, the resource moved to
+// another authorization server, whose tokens alone it accepts now, and a
+// refresh at the old one would bring a token refused again. The refresh
+// then fails with [stepup.ErrInvalidGrant], so that the Transport asks
+// for a new authorization, registered at the new server. Metadata that
+// cannot be fetched does not stop the refresh.
 func (f *flow) refreshFunc() stepup.RefreshFunc {
 	refresh := stepup.RefreshWithConfig(f.cfg)
 	hc := f.e.disc.HTTPClient(f.resource) // RefreshWithConfig retries by itself
@@ -489,7 +512,15 @@ func (f *flow) refreshFunc() stepup.RefreshFunc {
 	if f.e.OmitResource {
 		resource = ""
 	}
+	listed := len(f.prm.AuthorizationServers) > 0 // not the MCP 2025-03-26 fallback
+	disc, target, metadataURL, issuer := f.e.disc, f.resource, f.req.ResourceMetadata, f.as.Issuer
 	return func(ctx context.Context, tok *oauth2.Token, _ string) (*oauth2.Token, error) {
+		if listed {
+			prm, err := disc.FreshProtectedResource(ctx, target, metadataURL)
+			if err == nil && !slices.Contains(prm.AuthorizationServers, issuer) {
+				return nil, fmt.Errorf("authcode: %w: the metadata of %s no longer names authorization server %s", stepup.ErrInvalidGrant, prm.Resource, issuer)
+			}
+		}
 		return refresh(context.WithValue(ctx, oauth2.HTTPClient, hc), tok, resource)
 	}
 }
