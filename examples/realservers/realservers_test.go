@@ -173,8 +173,13 @@ func (e *env) browser(ctx context.Context, authURL string) error {
 	return e.as.Browser(ctx, authURL)
 }
 
-// consents returns the scopes of the authorization requests so far.
+// consents returns the scopes of the authorization requests so far: as
+// the server's counter saw them, pushed (RFC 9126) or not, where it
+// records them, else as the authorization URLs had them.
 func (e *env) consents() []string {
+	if r := e.as.Counts().Requested; r != nil {
+		return r
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]string(nil), e.asked...)
@@ -308,15 +313,16 @@ func concurrentRefresh(t *testing.T, e *env) {
 	require.NoError(t, err)
 }
 
-// tamper returns token with its last character changed: a JWT whose
-// signature no longer verifies, an opaque token the server never issued.
+// tamper returns token with a character near its end changed: a JWT
+// whose signature no longer verifies, an opaque token the server never
+// issued. Not the last character, whose low bits base64 may ignore.
 func tamper(token string) string {
-	last := token[len(token)-1]
+	i := len(token) - 8
 	repl := byte('A')
-	if last == 'A' {
+	if token[i] == 'A' {
 		repl = 'B'
 	}
-	return token[:len(token)-1] + string(repl)
+	return token[:i] + string(repl) + token[i+1:]
 }
 
 func declined(t *testing.T, e *env) {
