@@ -73,6 +73,9 @@ var servers = []server{
 	{"oidc-provider", func(t *testing.T, resource string) *realserver.Server {
 		return realserver.StartOIDCProvider(t, realserver.OIDCProviderOptions{Resource: resource})
 	}},
+	{"hydra", func(t *testing.T, resource string) *realserver.Server {
+		return realserver.StartHydra(t, realserver.HydraOptions{Resource: resource})
+	}},
 }
 
 // scenario is one behaviour checked against each server.

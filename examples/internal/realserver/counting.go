@@ -10,9 +10,9 @@ import (
 	"sync"
 )
 
-// maxTokenForm bounds the body the counter reads of a token or pushed
+// maxCountedForm bounds the body the counter reads of a token or pushed
 // authorization request; they are a few hundred bytes.
-const maxTokenForm = 64 << 10
+const maxCountedForm = 64 << 10
 
 // counter counts the requests to an authorization server's endpoints as
 // they pass, by their paths, before the server sees them: a count read
@@ -72,7 +72,7 @@ func (c *counter) counts() Counts {
 // formValue returns the parameter name of a form posted to an endpoint,
 // leaving the body readable for the server.
 func formValue(r *http.Request, name string) string {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenForm))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCountedForm))
 	r.Body = struct {
 		io.Reader
 		io.Closer
