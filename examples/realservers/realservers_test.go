@@ -60,6 +60,11 @@ const (
 	ToolRecent = "delete_notes"
 )
 
+// recent is how long ago ToolRecent lets the login be (RFC 9470 max_age):
+// long enough for a login's retried call to land within it, though
+// auth_time counts whole seconds.
+const recent = 2 * time.Second
+
 // concurrency is how many calls the concurrent scenarios make at once.
 const concurrency = 20
 
@@ -155,7 +160,7 @@ func newEnv(t *testing.T, srv server) *env {
 		ScopesSupported: []string{realserver.ScopeRead, realserver.ScopeWrite},
 		StepUp: map[string]mcpserver.Authentication{
 			ToolMFA:    {ACRs: []string{realserver.ACRMFA}},
-			ToolRecent: {MaxAge: 5 * time.Minute},
+			ToolRecent: {MaxAge: recent},
 		},
 	})
 	t.Cleanup(e.mcp.Close)
@@ -355,6 +360,18 @@ func stepUpAuthn(t *testing.T, e *env) {
 	assert.Equal(t, "ok: "+ToolRecent, c.call(t, ToolRecent), "the login was recent")
 	c.call(t, mcpserver.ToolRead)
 	assert.Equal(t, before.Authorizations+1, e.as.Counts().Authorizations)
+
+	// Once the login is older than ToolRecent allows, its 401 max_age
+	// brings one login again. What is awaited is the clock, not another
+	// goroutine.
+	time.Sleep(time.Until(info.AuthTime.Add(recent + time.Second)))
+	assert.Equal(t, "ok: "+ToolRecent, c.call(t, ToolRecent))
+	assert.Equal(t, before.Authorizations+2, e.as.Counts().Authorizations, "one login for max_age")
+	tok, err = c.ts.Token()
+	require.NoError(t, err)
+	again, err := e.as.Verify(context.Background(), tok.AccessToken)
+	require.NoError(t, err)
+	assert.True(t, again.AuthTime.After(info.AuthTime), "a new login")
 }
 
 func restart(t *testing.T, e *env) {
