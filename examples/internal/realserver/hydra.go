@@ -114,6 +114,7 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		Resource: opts.Resource,
 		Features: Features{
 			DynamicRegistration: true,
+			Consent:             true,
 			ResourceIndicators:  false, // no resource parameter; audiences instead
 			RefreshRotation:     true,
 			PartialConsent:      true,
