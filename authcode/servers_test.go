@@ -302,7 +302,8 @@ func (as *authServer) servePAR(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	case !redirectAllowed(c, q.Get("redirect_uri")):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_redirect_uri", "error_description": "redirect_uri did not match any of the client's registered redirect_uris"})
+		// As oidc-provider answers.
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "redirect_uri did not match any of the client's registered redirect_uris"})
 		return
 	}
 	if code, desc := as.refuse(q); code != "" {

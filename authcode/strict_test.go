@@ -268,7 +268,8 @@ func TestPushedAuthorizationRequestRefused(t *testing.T) {
 	var ae *authcode.AuthorizationError
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, http.StatusBadRequest, ae.StatusCode)
-	assert.Equal(t, "invalid_redirect_uri", ae.Code)
+	assert.Equal(t, "invalid_request", ae.Code)
+	assert.Contains(t, ae.Description, "redirect_uri")
 	assert.False(t, errors.Is(err, stepup.ErrDeclined))
 	assert.Contains(t, err.Error(), "pushed authorization request answered 400")
 	assert.False(t, opened, "no browser for a request the server refused")

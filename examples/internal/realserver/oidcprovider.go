@@ -88,7 +88,7 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *Server {
 
 	// The issuer is a counting proxy in front of the provider, started
 	// first: the provider must know its issuer before it listens.
-	count := newCounter("/auth", "/reg", "/token")
+	count := newCounter("/auth", "/reg", "/token", "/request")
 	var backend *url.URL
 	front := httptest.NewUnstartedServer(count.wrap(&httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
