@@ -325,6 +325,13 @@ func TestAuthorizationParams(t *testing.T) {
 	assert.Equal(t, "https://api.example", q.Get("audience"))
 	assert.ElementsMatch(t, []string{"login", "consent"}, strings.Fields(q.Get("prompt")))
 
+	silent := newWorld(t)
+	silent.as.openID = true
+	silent.esc.AuthorizationParams = url.Values{"prompt": {"none"}}
+	_, err = silent.esc.Escalate(context.Background(), loopbackRequest(silent))
+	require.NoError(t, err)
+	assert.Equal(t, "none", silent.as.authorizeRequests()[0].Get("prompt"), "none stands alone")
+
 	for _, bad := range []url.Values{{"scope": {"admin"}}, {"resource": {"https://elsewhere"}}, {"audience": {"a", "b"}}} {
 		w := newWorld(t)
 		w.esc.AuthorizationParams = bad
@@ -344,4 +351,42 @@ func TestNoClientForServer(t *testing.T) {
 	require.ErrorIs(t, err, authcode.ErrNoClient)
 	assert.Contains(t, err.Error(), w.as.issuer)
 	assert.Empty(t, w.as.authorizeRequests())
+}
+
+// A registration kept from before application_type was sent is not taken
+// to allow any loopback port: on another port, the client registers again,
+// as native; a native one is used on any port.
+func TestKeptRegistrationWithoutApplicationType(t *testing.T) {
+	for _, appType := range []string{"", "native"} {
+		t.Run("application_type="+appType, func(t *testing.T) {
+			w := newWorld(t)
+			w.as.preRegisterWeb("old-client", "http://127.0.0.1:1/callback")
+			if appType == "native" {
+				w.as.preRegister("old-client", "", "none", "http://127.0.0.1:1/callback")
+			}
+			store := &authcode.MemoryRegistrations{}
+			require.NoError(t, store.SaveRegistration(context.Background(), &authcode.Registration{
+				Issuer: w.as.issuer, ClientID: "old-client", AuthMethod: authcode.AuthMethodNone,
+				RedirectURIs: []string{"http://127.0.0.1:1/callback"}, ApplicationType: appType,
+			}))
+			w.esc.Registrations = store
+			b := newBrowser(t)
+			w.esc.Receiver = &authcode.Loopback{Open: b.open}
+			_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))
+			require.NoError(t, err)
+			used := w.as.authorizeRequests()[0].Get("client_id")
+			if appType == "native" {
+				assert.Equal(t, "old-client", used)
+				assert.Zero(t, w.as.registrations())
+				return
+			}
+			assert.NotEqual(t, "old-client", used)
+			regs := w.as.registrationRequests()
+			require.Len(t, regs, 1)
+			assert.Equal(t, "native", regs[0]["application_type"])
+			kept, err := store.LoadRegistration(context.Background(), w.as.issuer)
+			require.NoError(t, err)
+			assert.Equal(t, "native", kept.ApplicationType)
+		})
+	}
 }
