@@ -300,6 +300,13 @@ func fits(as *discovery.AuthServer) error {
 	if u.Scheme != "https" && !discovery.IsLoopbackHost(u.Hostname()) {
 		return errors.New("authcode: authorization endpoint is not https (RFC 6749 §3.1)")
 	}
+	if par := as.PushedAuthorizationRequestEndpoint; par != "" {
+		// The request, with any client secret, is sent there.
+		pu, err := url.Parse(par)
+		if err != nil || pu.Scheme != "https" && !discovery.IsLoopbackHost(pu.Hostname()) {
+			return errors.New("authcode: pushed authorization request endpoint is not https (RFC 9126 §2)")
+		}
+	}
 	q := u.Query()
 	for _, p := range authorizationParams {
 		if q.Has(p) {

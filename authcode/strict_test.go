@@ -220,6 +220,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 		t.Run(method, func(t *testing.T) {
 			w := newWorld(t)
 			w.as.par = true
+			w.as.endpointQuery = "?p=B2C_1_signin"
 			w.as.authMethods = []string{method}
 			rec := &recordingReceiver{Receiver: &authcode.Headless{}}
 			w.esc.Receiver = rec
@@ -235,8 +236,13 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 			require.Len(t, rec.urls, 1)
 			u, err := url.Parse(rec.urls[0])
 			require.NoError(t, err)
-			assert.ElementsMatch(t, []string{"client_id", "request_uri"}, keys(u.Query()))
+			assert.ElementsMatch(t, []string{"client_id", "request_uri", "p"}, keys(u.Query()))
+			assert.Equal(t, "B2C_1_signin", u.Query().Get("p"), "the endpoint's own query stays")
+			assert.False(t, pushes[0].Has("p"), "and is not pushed")
 			assert.Equal(t, pushes[0].Get("client_id"), u.Query().Get("client_id"))
+			tr := w.as.tokenRequests()
+			require.Len(t, tr, 1)
+			assert.Equal(t, method, tr[0].authMethod, "authenticated at both endpoints by the registered method")
 		})
 	}
 }
@@ -274,6 +280,18 @@ func TestPushedAuthorizationRequestRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "pushed authorization request answered 400")
 	assert.False(t, opened, "no browser for a request the server refused")
 	assert.Less(t, time.Since(start), 30*time.Second, "refused at once, not at the timeout")
+	assert.Empty(t, w.as.authorizeRequests())
+}
+
+// A pushed authorization request endpoint that is not https would get the
+// request, and a client secret, in the clear: the server is not used.
+func TestPushedAuthorizationEndpointMustBeHTTPS(t *testing.T) {
+	w := newWorld(t)
+	w.as.par = true
+	w.as.parURL = "http://par.example/par"
+	_, _, err := w.get(t, "/mcp/x")
+	assert.ErrorContains(t, err, "pushed authorization request endpoint is not https")
+	assert.Zero(t, w.as.registrations(), "nothing sent to the server")
 	assert.Empty(t, w.as.authorizeRequests())
 }
 
