@@ -52,11 +52,11 @@ type authServer struct {
 	sendIss         string   // iss to send instead of the issuer (a mix-up)
 	sendState       string   // state to send instead of the request's
 	accessTTL       time.Duration
-	openID          bool // an OpenID Provider (see above)
+	openID          bool   // an OpenID Provider (see above)
 	par             bool   // a pushed authorization request endpoint (RFC 9126)
 	endpointQuery   string // a query of the authorization endpoint's own, as a tenant's policy
 	parURL          string // the pushed authorization request endpoint the metadata names; "" = base + /par
-	refuseResource  bool // refuse the RFC 8707 resource and bind tokens to its own, as Entra ID v2.0 does
+	refuseResource  bool   // refuse the RFC 8707 resource and bind tokens to its own, as Entra ID v2.0 does
 	// consent stands for the person: the scopes granted, or an error
 	// code for the redirect. nil grants what was asked.
 	consent func(q url.Values) (granted []string, errCode string)
