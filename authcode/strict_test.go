@@ -120,10 +120,12 @@ func TestNativeRegistrationKeepsLoopbackPortFree(t *testing.T) {
 	w.esc.Receiver = &authcode.Loopback{Open: b.open}
 	var ports []string
 	for range 2 {
-		_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))
+		_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 		require.NoError(t, err)
 		auths := w.as.authorizeRequests()
-		ports = append(ports, redirectURIOf(t, "http://x/?redirect_uri="+url.QueryEscape(auths[len(auths)-1].Get("redirect_uri"))).Port())
+		redirect, err := url.Parse(auths[len(auths)-1].Get("redirect_uri"))
+		require.NoError(t, err)
+		ports = append(ports, redirect.Port())
 	}
 	assert.NotEqual(t, ports[0], ports[1], "each login listens on a new free port")
 	regs := w.as.registrationRequests()
@@ -158,7 +160,7 @@ func TestLoopbackPortPinnedByServer(t *testing.T) {
 	b := newBrowser(t)
 	w.esc.Receiver = &authcode.Loopback{Open: b.open, Port: port}
 	for range 2 {
-		_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))
+		_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 		require.NoError(t, err)
 	}
 	assert.Len(t, w.as.tokenRequests(), 2)
@@ -346,7 +348,7 @@ func TestAuthorizationParams(t *testing.T) {
 	silent := newWorld(t)
 	silent.as.openID = true
 	silent.esc.AuthorizationParams = url.Values{"prompt": {"none"}}
-	_, err = silent.esc.Escalate(context.Background(), loopbackRequest(silent))
+	_, err = silent.esc.Escalate(bounded(t), loopbackRequest(silent))
 	require.NoError(t, err)
 	assert.Equal(t, "none", silent.as.authorizeRequests()[0].Get("prompt"), "none stands alone")
 
@@ -390,7 +392,7 @@ func TestKeptRegistrationWithoutApplicationType(t *testing.T) {
 			w.esc.Registrations = store
 			b := newBrowser(t)
 			w.esc.Receiver = &authcode.Loopback{Open: b.open}
-			_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))
+			_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 			require.NoError(t, err)
 			used := w.as.authorizeRequests()[0].Get("client_id")
 			if appType == "native" {
@@ -407,4 +409,12 @@ func TestKeptRegistrationWithoutApplicationType(t *testing.T) {
 			assert.Equal(t, "native", kept.ApplicationType)
 		})
 	}
+}
+
+// bounded is a context for an escalation through a Loopback: a browser
+// left on an error page must fail the test, not hang it.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
