@@ -143,7 +143,9 @@ func TestHydraLoginStepUpRevoke(t *testing.T) {
 	assert.NotEmpty(t, tok.RefreshToken, "offline_access brings a refresh token")
 	info, err := srv.Verify(ctx, tok.AccessToken)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"mcp:read", "offline_access"}, info.Scopes)
+	// Hydra is an OpenID Provider: the Escalator asks for openid too,
+	// which offline_access needs there (OpenID Connect Core 1.0 §11).
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "offline_access"}, info.Scopes)
 
 	// A 403 insufficient_scope is a step-up, never a refresh: the
 	// person is asked for what the token had and what the resource wants.
@@ -157,7 +159,7 @@ func TestHydraLoginStepUpRevoke(t *testing.T) {
 	require.NoError(t, err)
 	info, err = srv.Verify(ctx, tok.AccessToken)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"mcp:read", "mcp:write", "offline_access"}, info.Scopes)
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "mcp:write", "offline_access"}, info.Scopes)
 
 	// Revocation: Hydra revokes the whole grant (the refresh token with
 	// the access token), so the refresh the 401 calls for is refused
