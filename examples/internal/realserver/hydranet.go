@@ -22,9 +22,9 @@ type requestCounter struct {
 	c  Counts
 }
 
-// maxTokenForm bounds the token request body the counter reads; token
+// maxHydraTokenForm bounds the token request body the counter reads; token
 // requests are a few hundred bytes.
-const maxTokenForm = 64 << 10
+const maxHydraTokenForm = 64 << 10
 
 // wrap counts each request before next serves it: an authorization request
 // when the browser first arrives at /oauth2/auth (not when Hydra's login
@@ -41,7 +41,7 @@ func (c *requestCounter) wrap(next http.Handler) http.Handler {
 		case r.URL.Path == "/oauth2/register" && r.Method == http.MethodPost:
 			c.add(func(c *Counts) { c.Registrations++ })
 		case r.URL.Path == "/oauth2/token" && r.Method == http.MethodPost:
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenForm))
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxHydraTokenForm))
 			r.Body.Close()
 			if err != nil {
 				http.Error(w, "reading the request", http.StatusBadRequest)
