@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 	// default.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	code := m.Run()
-	if *tableFile != "" && code == 0 {
+	if *tableFile != "" {
 		if err := os.WriteFile(*tableFile, []byte(results.markdown()), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
@@ -110,6 +110,7 @@ var scenarios = []scenario{
 	{"f", "RFC 9470 step-up: acr_values and max_age",
 		func(f realserver.Features) bool { return f.StepUpAuthn }, stepUpAuthn},
 	{"g", "the grant survives a restart through filestore, no new login", nil, restart},
+	{"h", "mcp-go's client: first login with a refresh token, then a 403 step-up with no refresh", nil, mcpGo},
 }
 
 func TestRealServers(t *testing.T) {
@@ -210,6 +211,11 @@ type client struct {
 }
 
 func (e *env) connect(store stepup.Store) *client {
+	return e.connectWith(mcpclient.GoSDK, store)
+}
+
+// connectWith is connect with the MCP client of sdk.
+func (e *env) connectWith(sdk mcpclient.SDK, store stepup.Store) *client {
 	t := e.t
 	var opts []stepup.TokenSourceOption
 	if store != nil {
@@ -224,7 +230,11 @@ func (e *env) connect(store stepup.Store) *client {
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
 	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}}
-	session, err := mcpclient.Connect(context.Background(), mcpclient.GoSDK, e.mcp.URL, hc, mcpclient.Options{})
+	var copts mcpclient.Options
+	if sdk == mcpclient.MCPGo {
+		copts.ProtocolVersion = mcpclient.Legacy // see mcpclient.Options
+	}
+	session, err := mcpclient.Connect(context.Background(), sdk, e.mcp.URL, hc, copts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = session.Close() })
 	return &client{ts: ts, session: session}
@@ -386,6 +396,19 @@ func stepUpAuthn(t *testing.T, e *env) {
 	again, err := e.as.Verify(context.Background(), tok.AccessToken)
 	require.NoError(t, err)
 	assert.True(t, again.AuthTime.After(info.AuthTime), "a new login")
+}
+
+func mcpGo(t *testing.T, e *env) {
+	c := e.connectWith(mcpclient.MCPGo, nil)
+	c.call(t, mcpserver.ToolRead)
+	tok, err := c.ts.Token()
+	require.NoError(t, err)
+	assert.NotEmpty(t, tok.RefreshToken)
+	assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
+	n := e.as.Counts()
+	assert.Equal(t, 2, n.Authorizations, "the login and the step-up")
+	assert.Equal(t, 2, n.Grants["authorization_code"])
+	assert.Zero(t, n.Grants["refresh_token"], "no refresh request on a 403")
 }
 
 func restart(t *testing.T, e *env) {
