@@ -122,7 +122,7 @@ func TestRealServers(t *testing.T) {
 					ignore := goleak.IgnoreCurrent()
 					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 					e := newEnv(t, srv)
-					results.name(srv.name, e.as.Name)
+					results.server(srv.name, e.as)
 					if sc.needs != nil && !sc.needs(e.as.Features) {
 						results.set(srv.name, sc.id, "not supported by the server")
 						t.Skipf("%s does not support this", e.as.Name)
