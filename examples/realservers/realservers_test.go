@@ -111,6 +111,8 @@ var scenarios = []scenario{
 		func(f realserver.Features) bool { return f.StepUpAuthn }, stepUpAuthn},
 	{"g", "the grant survives a restart through filestore, no new login", nil, restart},
 	{"h", "mcp-go's client: first login with a refresh token, then a 403 step-up with no refresh", nil, mcpGo},
+	{"i", "partial consent without the scope challenged: stepup.ErrExhausted after one consent, no loop",
+		func(f realserver.Features) bool { return f.PartialConsent }, partialConsent},
 }
 
 func TestRealServers(t *testing.T) {
@@ -396,6 +398,25 @@ func stepUpAuthn(t *testing.T, e *env) {
 	again, err := e.as.Verify(context.Background(), tok.AccessToken)
 	require.NoError(t, err)
 	assert.True(t, again.AuthTime.After(info.AuthTime), "a new login")
+}
+
+func partialConsent(t *testing.T, e *env) {
+	c := e.connect(nil)
+	c.call(t, mcpserver.ToolRead)
+	before := e.as.Counts()
+	// The person consents to all but mcp:write, the scope the 403 asked
+	// for: the token still lacks it, and the 403 comes back.
+	e.as.Decide(realserver.Decision{Grant: []string{realserver.ScopeOpenID, realserver.ScopeOffline, realserver.ScopeRead}})
+	_, err := c.session.CallTool(context.Background(), mcpserver.ToolWrite, map[string]any{"text": "x"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, stepup.ErrExhausted)
+	after := e.as.Counts()
+	assert.Equal(t, before.Authorizations+1, after.Authorizations, "one consent, not one per 403")
+	assert.Equal(t, before.Grants["refresh_token"], after.Grants["refresh_token"], "no refresh request on a 403")
+	_, granted := c.ts.Scopes()
+	assert.NotContains(t, granted, realserver.ScopeWrite)
+	e.as.Decide(realserver.Decision{})
+	c.call(t, mcpserver.ToolRead)
 }
 
 func mcpGo(t *testing.T, e *env) {
