@@ -49,19 +49,30 @@ const (
 // STEPUP_REQUIRE_REAL_SERVERS=1.
 //
 // Hydra runs in memory (DSN=memory) with a fresh system secret, dynamic
-// client registration (RFC 7591) open, PKCE required, opaque access tokens
-// and refresh token rotation with no grace period, so that a refresh token
-// used twice revokes the grant (Hydra's default). Its public port is
-// reached through a counting reverse proxy whose URL is the issuer, so
-// that discovery, the browser and the client all go through it.
+// client registration (RFC 7591) open and advertised, PKCE required, and
+// refresh token rotation with no grace period, so that a refresh token
+// used twice revokes the grant (Hydra's default). Its access tokens are
+// opaque and [Server.Verify] introspects them at the admin API (RFC 7662):
+// a revocation then reaches the resource server at once, which Hydra's
+// JWT access tokens would not. Its public port is reached through a
+// counting reverse proxy whose URL is the issuer, so that discovery, the
+// browser and the client all go through it. Any port of a loopback
+// redirect URI matches the one registered (RFC 8252 §7.3).
 //
 // Hydra delegates login and consent to an app of the deployment; the one
 // here plays the person through Hydra's admin API, as the current
-// [Decision] says. Hydra knows no resource parameter (RFC 8707): it binds
-// tokens to audiences a consent app grants. The app grants the audience
-// opts.Resource when the authorization request asks for it as resource (or
-// audience), the role RFC 8707 §2 gives the authorization server, so that
-// [Server.Verify] can check the audience as a resource server does.
+// [Decision] says. Hydra hands the acr_values to the login app, which
+// decides the ACR (OpenID Connect Core 1.0 §3.1.2.1 makes them voluntary)
+// and the consent app puts it and the login's time into the access token;
+// Hydra itself enforces max_age and prompt=login.
+//
+// Hydra knows no resource parameter (RFC 8707): it binds tokens to
+// audiences a consent app grants and the client is allowed. The app grants
+// the audience opts.Resource when the authorization request asks for it as
+// resource (or audience), and allows it to the client, the role RFC 8707
+// §2 gives the authorization server, so that [Server.Verify] can check the
+// audience as a resource server does. Revocation (RFC 7009) of either
+// token revokes the whole grant.
 func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	t.Helper()
 	if opts.Resource == "" {
@@ -147,8 +158,9 @@ func hydraConfig(t testing.TB, opts HydraOptions, issuer, app string, public, ad
 		"dev": true, // http on loopback: no TLS, cookies without Secure
 		"log": map[string]any{"level": "info", "format": "text"},
 		"serve": map[string]any{
-			"public":  map[string]any{"host": "127.0.0.1", "port": public},
-			"admin":   map[string]any{"host": "127.0.0.1", "port": admin},
+			"public": map[string]any{"host": "127.0.0.1", "port": public},
+			"admin":  map[string]any{"host": "127.0.0.1", "port": admin},
+			// Browsers refuse SameSite=None without Secure, as on http.
 			"cookies": map[string]any{"same_site_mode": "Lax"},
 		},
 		"secrets": map[string]any{"system": []string{hex.EncodeToString(secret)}},
@@ -171,6 +183,8 @@ func hydraConfig(t testing.TB, opts HydraOptions, issuer, app string, public, ad
 				"client_registration_url": issuer + "/oauth2/register",
 			},
 		},
+		// Scopes are whole strings (RFC 6749 §3.3): Hydra's default
+		// wildcard strategy gives a "*" in a client's scope a meaning.
 		"strategies": map[string]any{"access_token": "opaque", "scope": "exact"},
 		"ttl":        ttl,
 		"oauth2": map[string]any{
