@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,10 +39,14 @@ type HydraOptions struct {
 
 // Hydra's readiness and shutdown bounds.
 const (
-	hydraStartTimeout = 60 * time.Second
-	hydraStopTimeout  = 10 * time.Second
-	hydraPollInterval = 50 * time.Millisecond
+	hydraStartTimeout  = 60 * time.Second
+	hydraStopTimeout   = 10 * time.Second
+	hydraPollInterval  = 50 * time.Millisecond
+	hydraStartAttempts = 3
 )
+
+// errHydraExited says that Hydra ended before it was ready.
+var errHydraExited = errors.New("hydra exited")
 
 // StartHydra starts Ory Hydra (github.com/ory/hydra/v2, built from the
 // servers/hydra module, or $STEPUP_HYDRA) on loopback for the test and
@@ -96,21 +101,30 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	appSrv := httptest.NewServer(app.handler())
 	t.Cleanup(appSrv.Close)
 
-	public, admin := freePort(t), freePort(t)
-	dir := t.TempDir()
-	cfg := hydraConfig(t, opts, issuer, appSrv.URL, public, admin)
-	cfgPath := filepath.Join(dir, "hydra.json") // JSON is YAML, which Hydra reads
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	publicURL := fmt.Sprintf("http://127.0.0.1:%d", public)
-	app.admin = adminURL
 	app.client = hc
-
-	logPath := filepath.Join(dir, "hydra.log")
-	proc := startHydraProcess(t, bin, cfgPath, logPath)
-	if err := waitReady(hc, proc, adminURL+"/health/ready", publicURL+"/health/ready"); err != nil {
+	dir := t.TempDir()
+	var publicURL string
+	for attempt := 1; ; attempt++ {
+		public, admin := freePort(t), freePort(t)
+		cfgPath := filepath.Join(dir, fmt.Sprintf("hydra-%d.json", attempt)) // JSON is YAML, which Hydra reads
+		if err := os.WriteFile(cfgPath, hydraConfig(t, opts, issuer, appSrv.URL, public, admin), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		publicURL = fmt.Sprintf("http://127.0.0.1:%d", public)
+		app.admin = fmt.Sprintf("http://127.0.0.1:%d", admin)
+		logPath := filepath.Join(dir, fmt.Sprintf("hydra-%d.log", attempt))
+		proc := startHydraProcess(t, bin, cfgPath, logPath)
+		err := waitReady(hc, proc, app.admin+"/health/ready", publicURL+"/health/ready")
+		if err == nil {
+			proc.ready = true
+			break
+		}
+		// Another process may have taken a port between freePort and
+		// Hydra's listen: Hydra then exits, and gets other ports.
+		if errors.Is(err, errHydraExited) && attempt < hydraStartAttempts {
+			t.Logf("realserver: Hydra exited at start (%v), trying other ports", err)
+			continue
+		}
 		t.Fatalf("realserver: Hydra did not come up: %v\n%s", err, logTail(logPath))
 	}
 
@@ -217,6 +231,7 @@ type hydraProcess struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has ended
 	err    error         // its Wait error, once exited is closed
+	ready  bool          // it came up: its log is the test's to show
 }
 
 // startHydraProcess runs bin serve all, its output to logPath, and stops it
@@ -250,7 +265,7 @@ func startHydraProcess(t testing.TB, bin, cfgPath, logPath string) *hydraProcess
 			_ = cmd.Process.Kill()
 			<-p.exited
 		}
-		if t.Failed() {
+		if p.ready && t.Failed() {
 			t.Logf("Hydra's log:\n%s", logTail(logPath))
 		}
 	})
@@ -268,7 +283,7 @@ func waitReady(hc *http.Client, p *hydraProcess, urls ...string) error {
 		for !healthy(ctx, hc, u) {
 			select {
 			case <-p.exited:
-				return fmt.Errorf("hydra exited: %v", p.err)
+				return fmt.Errorf("%w: %v", errHydraExited, p.err)
 			case <-ctx.Done():
 				return fmt.Errorf("%s: %w", u, ctx.Err())
 			case <-tick.C:

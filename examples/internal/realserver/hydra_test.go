@@ -152,6 +152,8 @@ func TestHydraLoginStepUpRevoke(t *testing.T) {
 	code, body = get(t, hc, rsURL+"/mcp/write")
 	require.Equal(t, http.StatusOK, code, body)
 	c = srv.Counts()
+	// Each Loopback listens on a new port: Hydra accepts any port of the
+	// loopback redirect URI registered (RFC 8252 §7.3).
 	assert.Equal(t, 1, c.Registrations, "the registration is kept for the issuer")
 	assert.Equal(t, 2, c.Authorizations)
 	assert.Equal(t, map[string]int{"authorization_code": 2}, c.Grants)
