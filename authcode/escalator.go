@@ -149,7 +149,8 @@ type Escalator struct {
 	// (response_type, client_id, redirect_uri, scope, state, the PKCE
 	// ones, resource, acr_values, max_age, claims, request_uri): that is an
 	// error before any request. prompt is the exception: its values are
-	// sent with the consent the Escalator may add.
+	// sent with the consent the Escalator may add, unless one is none,
+	// which stands alone.
 	AuthorizationParams url.Values
 
 	init  sync.Once
@@ -299,6 +300,13 @@ func fits(as *discovery.AuthServer) error {
 	if u.Scheme != "https" && !discovery.IsLoopbackHost(u.Hostname()) {
 		return errors.New("authcode: authorization endpoint is not https (RFC 6749 §3.1)")
 	}
+	if par := as.PushedAuthorizationRequestEndpoint; par != "" {
+		// The request, with any client secret, is sent there.
+		pu, err := url.Parse(par)
+		if err != nil || pu.Scheme != "https" && !discovery.IsLoopbackHost(pu.Hostname()) {
+			return errors.New("authcode: pushed authorization request endpoint is not https (RFC 9126 §2)")
+		}
+	}
 	q := u.Query()
 	for _, p := range authorizationParams {
 		if q.Has(p) {
@@ -425,7 +433,8 @@ func (f *flow) params() ([]oauth2.AuthCodeOption, error) {
 			f.scopes = f.scopes.Union(stepup.Scopes{"openid"})
 			f.cfg.Scopes = f.scopes
 		}
-		if offline && !slices.Contains(prompt, "consent") {
+		// prompt=none stands alone (OpenID Connect Core 1.0 §3.1.2.1).
+		if offline && !slices.Contains(prompt, "consent") && !slices.Contains(prompt, "none") {
 			prompt = append(prompt, "consent")
 		}
 	}

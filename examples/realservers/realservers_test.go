@@ -60,6 +60,11 @@ const (
 	ToolRecent = "delete_notes"
 )
 
+// recent is how long ago ToolRecent lets the login be (RFC 9470 max_age):
+// long enough for a login's retried call to land within it, though
+// auth_time counts whole seconds.
+const recent = 2 * time.Second
+
 // concurrency is how many calls the concurrent scenarios make at once.
 const concurrency = 20
 
@@ -72,6 +77,9 @@ type server struct {
 var servers = []server{
 	{"oidc-provider", func(t *testing.T, resource string) *realserver.Server {
 		return realserver.StartOIDCProvider(t, realserver.OIDCProviderOptions{Resource: resource})
+	}},
+	{"hydra", func(t *testing.T, resource string) *realserver.Server {
+		return realserver.StartHydra(t, realserver.HydraOptions{Resource: resource})
 	}},
 }
 
@@ -152,7 +160,7 @@ func newEnv(t *testing.T, srv server) *env {
 		ScopesSupported: []string{realserver.ScopeRead, realserver.ScopeWrite},
 		StepUp: map[string]mcpserver.Authentication{
 			ToolMFA:    {ACRs: []string{realserver.ACRMFA}},
-			ToolRecent: {MaxAge: 5 * time.Minute},
+			ToolRecent: {MaxAge: recent},
 		},
 	})
 	t.Cleanup(e.mcp.Close)
@@ -173,8 +181,13 @@ func (e *env) browser(ctx context.Context, authURL string) error {
 	return e.as.Browser(ctx, authURL)
 }
 
-// consents returns the scopes of the authorization requests so far.
+// consents returns the scopes of the authorization requests so far: as
+// the server's counter saw them, pushed (RFC 9126) or not, where it
+// records them, else as the authorization URLs had them.
 func (e *env) consents() []string {
+	if r := e.as.Counts().Requested; r != nil {
+		return r
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]string(nil), e.asked...)
@@ -308,15 +321,16 @@ func concurrentRefresh(t *testing.T, e *env) {
 	require.NoError(t, err)
 }
 
-// tamper returns token with its last character changed: a JWT whose
-// signature no longer verifies, an opaque token the server never issued.
+// tamper returns token with a character near its end changed: a JWT
+// whose signature no longer verifies, an opaque token the server never
+// issued. Not the last character, whose low bits base64 may ignore.
 func tamper(token string) string {
-	last := token[len(token)-1]
+	i := len(token) - 8
 	repl := byte('A')
-	if last == 'A' {
+	if token[i] == 'A' {
 		repl = 'B'
 	}
-	return token[:len(token)-1] + string(repl)
+	return token[:i] + string(repl) + token[i+1:]
 }
 
 func declined(t *testing.T, e *env) {
@@ -346,6 +360,18 @@ func stepUpAuthn(t *testing.T, e *env) {
 	assert.Equal(t, "ok: "+ToolRecent, c.call(t, ToolRecent), "the login was recent")
 	c.call(t, mcpserver.ToolRead)
 	assert.Equal(t, before.Authorizations+1, e.as.Counts().Authorizations)
+
+	// Once the login is older than ToolRecent allows, its 401 max_age
+	// brings one login again. What is awaited is the clock, not another
+	// goroutine.
+	time.Sleep(time.Until(info.AuthTime.Add(recent + time.Second)))
+	assert.Equal(t, "ok: "+ToolRecent, c.call(t, ToolRecent))
+	assert.Equal(t, before.Authorizations+2, e.as.Counts().Authorizations, "one login for max_age")
+	tok, err = c.ts.Token()
+	require.NoError(t, err)
+	again, err := e.as.Verify(context.Background(), tok.AccessToken)
+	require.NoError(t, err)
+	assert.True(t, again.AuthTime.After(info.AuthTime), "a new login")
 }
 
 func restart(t *testing.T, e *env) {

@@ -6,25 +6,26 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 )
 
-// maxTokenForm bounds the token request body the counter reads to learn
-// the grant_type; token requests are a few hundred bytes.
-const maxTokenForm = 64 << 10
+// maxCountedForm bounds the body the counter reads of a token or pushed
+// authorization request; they are a few hundred bytes.
+const maxCountedForm = 64 << 10
 
 // counter counts the requests to an authorization server's endpoints as
 // they pass, by their paths, before the server sees them: a count read
 // after a response includes the request that caused it.
 type counter struct {
-	authorize, register, token string // endpoint paths
+	authorize, register, token, par string // endpoint paths
 
 	mu sync.Mutex
 	c  Counts
 }
 
-func newCounter(authorize, register, token string) *counter {
-	return &counter{authorize: authorize, register: register, token: token, c: Counts{Grants: map[string]int{}}}
+func newCounter(authorize, register, token, par string) *counter {
+	return &counter{authorize: authorize, register: register, token: token, par: par, c: Counts{Grants: map[string]int{}}}
 }
 
 // wrap returns next behind the counter.
@@ -32,11 +33,20 @@ func (c *counter) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == c.authorize:
-			c.add(func(c *Counts) { c.Authorizations++ })
+			q := r.URL.Query()
+			c.add(func(c *Counts) {
+				c.Authorizations++
+				if !q.Has("request_uri") {
+					c.Requested = append(c.Requested, q.Get("scope"))
+				}
+			})
+		case r.URL.Path == c.par && r.Method == http.MethodPost:
+			scope := formValue(r, "scope")
+			c.add(func(c *Counts) { c.Requested = append(c.Requested, scope) })
 		case r.URL.Path == c.register && r.Method == http.MethodPost:
 			c.add(func(c *Counts) { c.Registrations++ })
 		case r.URL.Path == c.token && r.Method == http.MethodPost:
-			gt := grantType(r)
+			gt := formValue(r, "grant_type")
 			c.add(func(c *Counts) { c.Grants[gt]++ })
 		}
 		next.ServeHTTP(w, r)
@@ -55,13 +65,14 @@ func (c *counter) counts() Counts {
 	defer c.mu.Unlock()
 	out := c.c
 	out.Grants = maps.Clone(c.c.Grants)
+	out.Requested = slices.Clone(c.c.Requested)
 	return out
 }
 
-// grantType returns the grant_type of a token request, leaving its body
-// readable for the server.
-func grantType(r *http.Request) string {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenForm))
+// formValue returns the parameter name of a form posted to an endpoint,
+// leaving the body readable for the server.
+func formValue(r *http.Request, name string) string {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCountedForm))
 	r.Body = struct {
 		io.Reader
 		io.Closer
@@ -73,5 +84,5 @@ func grantType(r *http.Request) string {
 	if err != nil {
 		return ""
 	}
-	return form.Get("grant_type")
+	return form.Get(name)
 }

@@ -94,7 +94,7 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
-	counter := &requestCounter{}
+	count := newCounter(hydraAuthPath, "/oauth2/register", "/oauth2/token", "") // Hydra has no pushed authorization requests
 	proxy := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + proxy.Listener.Addr().String()
 	app := &hydraApp{resource: opts.Resource}
@@ -129,7 +129,7 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	}
 
 	target, _ := url.Parse(publicURL)
-	proxy.Config.Handler = counter.wrap(hydraProxy(target, tr))
+	proxy.Config.Handler = hydraCounting(count, hydraProxy(target, tr))
 	proxy.Start()
 	t.Cleanup(proxy.Close)
 
@@ -153,7 +153,7 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		Revoke: func(ctx context.Context, token string) error {
 			return app.revoke(ctx, issuer, token)
 		},
-		Counts: counter.counts,
+		Counts: count.counts,
 	}
 }
 

@@ -157,6 +157,9 @@ func TestHydraLoginStepUpRevoke(t *testing.T) {
 	assert.Equal(t, 1, c.Registrations, "the registration is kept for the issuer")
 	assert.Equal(t, 2, c.Authorizations)
 	assert.Equal(t, map[string]int{"authorization_code": 2}, c.Grants)
+	require.Len(t, c.Requested, 2)
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "mcp:write", "offline_access"}, strings.Fields(c.Requested[1]),
+		"the step-up asks for what was granted and what the resource wants")
 	tok, err = ts.Token()
 	require.NoError(t, err)
 	info, err = srv.Verify(ctx, tok.AccessToken)

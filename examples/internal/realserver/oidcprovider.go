@@ -82,13 +82,18 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *Server {
 		missing(t, "oidc-provider: no Node.js: %v", err)
 	}
 	dir := oidcProviderDir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
+	pkg, err := os.ReadFile(filepath.Join(dir, "node_modules", "oidc-provider", "package.json"))
+	if err != nil {
 		missing(t, "oidc-provider is not installed in %s (npm install oidc-provider@%s there, or set STEPUP_OIDC_PROVIDER_DIR)", dir, OIDCProviderVersion)
+	}
+	var installed struct{ Version string }
+	if err := json.Unmarshal(pkg, &installed); err != nil || installed.Version == "" {
+		t.Fatalf("realserver: %s/node_modules/oidc-provider/package.json names no version: %v", dir, err)
 	}
 
 	// The issuer is a counting proxy in front of the provider, started
 	// first: the provider must know its issuer before it listens.
-	count := newCounter("/auth", "/reg", "/token")
+	count := newCounter("/auth", "/reg", "/token", "/request")
 	var backend *url.URL
 	front := httptest.NewUnstartedServer(count.wrap(&httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -124,7 +129,7 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *Server {
 	v := &jwtVerifier{issuer: issuer, resource: opts.Resource, jwksURL: issuer + "/jwks", hc: hc}
 	p := newPerson(t, issuer)
 	return &Server{
-		Name:     "oidc-provider " + OIDCProviderVersion,
+		Name:     "oidc-provider " + installed.Version, // what ran, for the table
 		Issuer:   issuer,
 		Resource: opts.Resource,
 		Features: Features{
