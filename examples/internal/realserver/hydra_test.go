@@ -152,9 +152,14 @@ func TestHydraLoginStepUpRevoke(t *testing.T) {
 	code, body = get(t, hc, rsURL+"/mcp/write")
 	require.Equal(t, http.StatusOK, code, body)
 	c = srv.Counts()
+	// Each Loopback listens on a new port: Hydra accepts any port of the
+	// loopback redirect URI registered (RFC 8252 §7.3).
 	assert.Equal(t, 1, c.Registrations, "the registration is kept for the issuer")
 	assert.Equal(t, 2, c.Authorizations)
 	assert.Equal(t, map[string]int{"authorization_code": 2}, c.Grants)
+	require.Len(t, c.Requested, 2)
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "mcp:write", "offline_access"}, strings.Fields(c.Requested[1]),
+		"the step-up asks for what was granted and what the resource wants")
 	tok, err = ts.Token()
 	require.NoError(t, err)
 	info, err = srv.Verify(ctx, tok.AccessToken)
@@ -253,4 +258,32 @@ func TestHydraDecisions(t *testing.T) {
 	_, err = hc.Get(rsURL + "/mcp/write")
 	assert.ErrorIs(t, err, stepup.ErrDeclined)
 	assert.Equal(t, 3, srv.Counts().Authorizations)
+}
+
+// TestHydraAudience: a token is for the resource only when its
+// authorization named it (RFC 8707 §2, through the audience Hydra's consent
+// app grants). A client that leaves resource out gets tokens the resource
+// server refuses: one login, one refresh, and the Transport gives up
+// rather than loop. Nor does a refresh token pass for an access token.
+func TestHydraAudience(t *testing.T) {
+	srv, rsURL := hydraWithResource(t, realserver.HydraOptions{})
+	ts, err := stepup.NewTokenSource(srv.Resource, nil)
+	require.NoError(t, err)
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(base.CloseIdleConnections)
+	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: srv.Browser}, OmitResource: true}
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}, Timeout: time.Minute}
+
+	_, err = hc.Get(rsURL + "/mcp/read")
+	require.ErrorIs(t, err, stepup.ErrExhausted)
+	c := srv.Counts()
+	assert.Equal(t, 1, c.Authorizations)
+	assert.Equal(t, map[string]int{"authorization_code": 1, "refresh_token": 1}, c.Grants)
+
+	tok, err := ts.Token()
+	require.NoError(t, err)
+	_, err = srv.Verify(t.Context(), tok.AccessToken)
+	assert.ErrorContains(t, err, "audience")
+	_, err = srv.Verify(t.Context(), tok.RefreshToken)
+	assert.ErrorContains(t, err, "refresh_token")
 }
