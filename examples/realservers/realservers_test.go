@@ -157,12 +157,9 @@ type env struct {
 func newEnv(t *testing.T, srv server) *env {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() }) // also when the server's start skips
 	resource := "http://" + ln.Addr().String() + "/mcp"
 	e := &env{t: t, as: srv.start(t, resource)}
-	if e.as == nil {
-		ln.Close()
-		t.FailNow()
-	}
 	e.mcp = mcpserver.NewGoSDK(mcpserver.Config{
 		Issuer: e.as.Issuer, Verify: e.as.Verify, Listener: ln,
 		Challenges:      mcpserver.RFC6750Challenges,
