@@ -54,15 +54,7 @@ server refuses (a JWT's signature fails, introspection knows no such
 token), as it would a revoked one; the refresh that follows is real.
 
 `)
-	b.WriteString("| scenario |")
-	for _, s := range servers {
-		fmt.Fprintf(&b, " %s |", t.names[s.name])
-	}
-	b.WriteString("\n|---|")
-	for range servers {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
+	t.header(&b, "scenario")
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "| (%s) %s |", sc.id, sc.title)
 		for _, s := range servers {
@@ -74,15 +66,8 @@ token), as it would a revoked one; the refresh that follows is real.
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nWhat each server supports, as the suite configures it:\n\n| feature |")
-	for _, s := range servers {
-		fmt.Fprintf(&b, " %s |", t.names[s.name])
-	}
-	b.WriteString("\n|---|")
-	for range servers {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
+	b.WriteString("\nWhat each server supports, as the suite configures it:\n\n")
+	t.header(&b, "feature")
 	for _, f := range featureRows {
 		fmt.Fprintf(&b, "| %s |", f.name)
 		for _, s := range servers {
@@ -95,6 +80,20 @@ token), as it would a revoked one; the refresh that follows is real.
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// header writes a table's header: the first column's label, then a
+// column per server.
+func (t *table) header(b *strings.Builder, first string) {
+	fmt.Fprintf(b, "| %s |", first)
+	for _, s := range servers {
+		fmt.Fprintf(b, " %s |", t.names[s.name])
+	}
+	b.WriteString("\n|---|")
+	for range servers {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
 }
 
 // featureRows are the rows of the features table.
