@@ -75,25 +75,31 @@ const concurrency = 20
 
 // server is a kind of authorization server the scenarios run against.
 type server struct {
-	name  string
-	start func(t *testing.T, resource string) *realserver.Server
+	name string
+	// start starts one for resource, with access tokens that live ttl
+	// (0 for the server's default), where setsTTL.
+	start   func(t *testing.T, resource string, ttl time.Duration) *realserver.Server
+	setsTTL bool
 }
 
 var servers = []server{
-	{"oidc-provider", func(t *testing.T, resource string) *realserver.Server {
-		return realserver.StartOIDCProvider(t, realserver.OIDCProviderOptions{Resource: resource})
-	}},
-	{"hydra", func(t *testing.T, resource string) *realserver.Server {
-		return realserver.StartHydra(t, realserver.HydraOptions{Resource: resource})
-	}},
-	{"zitadel", func(t *testing.T, resource string) *realserver.Server {
+	{"oidc-provider", func(t *testing.T, resource string, ttl time.Duration) *realserver.Server {
+		return realserver.StartOIDCProvider(t, realserver.OIDCProviderOptions{Resource: resource, AccessTokenTTL: ttl})
+	}, true},
+	{"hydra", func(t *testing.T, resource string, ttl time.Duration) *realserver.Server {
+		return realserver.StartHydra(t, realserver.HydraOptions{Resource: resource, AccessTokenTTL: ttl})
+	}, true},
+	{"zitadel", func(t *testing.T, resource string, _ time.Duration) *realserver.Server {
 		return realserver.StartZitadel(t, realserver.ZitadelOptions{Resource: resource})
-	}},
+	}, false}, // the example storage's tokens live 5 minutes
 }
 
 // scenario is one behaviour checked against each server.
 type scenario struct {
 	id, title string
+	// ttl, when set, is the access tokens' lifetime the scenario needs
+	// of the server.
+	ttl time.Duration
 	// needs says whether a server's features allow the scenario; nil for
 	// all.
 	needs func(realserver.Features) bool
@@ -101,19 +107,26 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{"a", "first login gets a refresh token", nil, firstLogin},
-	{"b", "403 insufficient_scope: one consent for the union of scopes, no refresh", nil, stepUpScope},
-	{"c", fmt.Sprintf("%d concurrent 403s: one consent", concurrency), nil, concurrentStepUp},
-	{"d", fmt.Sprintf("refused token: one refresh for %d concurrent 401s, no refresh token used twice", concurrency), nil, concurrentRefresh},
+	{"a", "first login gets a refresh token", 0, nil, firstLogin},
+	{"b", "403 insufficient_scope: one consent for the union of scopes, no refresh", 0, nil, stepUpScope},
+	{"c", fmt.Sprintf("%d concurrent 403s: one consent", concurrency), 0, nil, concurrentStepUp},
+	{"d", fmt.Sprintf("refused token: one refresh for %d concurrent 401s, no refresh token used twice", concurrency), 0, nil, concurrentRefresh},
 	{"e", "declined consent: stepup.ErrDeclined, the session still serving",
-		func(f realserver.Features) bool { return f.Consent }, declined},
+		0, func(f realserver.Features) bool { return f.Consent }, declined},
 	{"f", "RFC 9470 step-up: acr_values and max_age",
-		func(f realserver.Features) bool { return f.StepUpAuthn }, stepUpAuthn},
-	{"g", "the grant survives a restart through filestore, no new login", nil, restart},
-	{"h", "mcp-go's client: first login with a refresh token, then a 403 step-up with no refresh", nil, mcpGo},
+		0, func(f realserver.Features) bool { return f.StepUpAuthn }, stepUpAuthn},
+	{"g", "the grant survives a restart through filestore, no new login", 0, nil, restart},
+	{"h", "mcp-go's client: first login with a refresh token, then a 403 step-up with no refresh", 0, nil, mcpGo},
 	{"i", "partial consent without the scope challenged: stepup.ErrExhausted after one consent, no loop",
-		func(f realserver.Features) bool { return f.PartialConsent }, partialConsent},
+		0, func(f realserver.Features) bool { return f.PartialConsent }, partialConsent},
+	{"j", fmt.Sprintf("expired token: refreshed before it is sent, one refresh for %d concurrent calls, no 401", concurrency),
+		shortTTL, nil, expired},
 }
+
+// shortTTL is the access tokens' lifetime in the expiry scenario: over
+// the 10 seconds before expiry from which x/oauth2, and so the source,
+// take a token for expired, by the few seconds the scenario waits.
+const shortTTL = 16 * time.Second
 
 func TestRealServers(t *testing.T) {
 	for _, srv := range servers {
@@ -123,7 +136,11 @@ func TestRealServers(t *testing.T) {
 					// Registered first, so run last: after the servers stopped.
 					ignore := goleak.IgnoreCurrent()
 					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-					e := newEnv(t, srv)
+					if sc.ttl != 0 && !srv.setsTTL {
+						results.set(srv.name, sc.id, "not supported by the server")
+						t.Skip("the server's access token lifetime is fixed")
+					}
+					e := newEnv(t, srv, sc.ttl)
 					results.server(srv.name, e.as)
 					if sc.needs != nil && !sc.needs(e.as.Features) {
 						results.set(srv.name, sc.id, "not supported by the server")
@@ -154,12 +171,12 @@ type env struct {
 	asked []string // the scope of each authorization URL the person opened
 }
 
-func newEnv(t *testing.T, srv server) *env {
+func newEnv(t *testing.T, srv server, ttl time.Duration) *env {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() }) // also when the server's start skips
 	resource := "http://" + ln.Addr().String() + "/mcp"
-	e := &env{t: t, as: srv.start(t, resource)}
+	e := &env{t: t, as: srv.start(t, resource, ttl)}
 	e.mcp = mcpserver.NewGoSDK(mcpserver.Config{
 		Issuer: e.as.Issuer, Verify: e.as.Verify, Listener: ln,
 		Challenges:      mcpserver.RFC6750Challenges,
@@ -427,6 +444,33 @@ func mcpGo(t *testing.T, e *env) {
 	assert.Equal(t, 2, n.Authorizations, "the login and the step-up")
 	assert.Equal(t, 2, n.Grants["authorization_code"])
 	assert.Zero(t, n.Grants["refresh_token"], "no refresh request on a 403")
+}
+
+// expired: once the source takes its token for expired, concurrent calls
+// share one refresh made before any of them is sent; the resource sees no
+// expired token.
+func expired(t *testing.T, e *env) {
+	c := e.connect(nil)
+	c.call(t, mcpserver.ToolRead)
+	tok, err := c.ts.Token()
+	require.NoError(t, err)
+	require.True(t, tok.Valid(), "the first token is good for a few seconds")
+	before, refused := e.as.Counts(), e.mcp.Counts().Unauthorized
+	// What is awaited is the clock: x/oauth2 takes a token for expired
+	// 10 seconds before its expiry.
+	time.Sleep(time.Until(tok.Expiry.Add(-10*time.Second + 100*time.Millisecond)))
+	require.False(t, tok.Valid())
+	parallel(t, func() error {
+		_, err := c.session.CallTool(context.Background(), mcpserver.ToolRead, nil)
+		return err
+	})
+	after := e.as.Counts()
+	assert.Equal(t, before.Grants["refresh_token"]+1, after.Grants["refresh_token"], "one refresh for all")
+	assert.Equal(t, before.Authorizations, after.Authorizations, "no new login")
+	assert.Equal(t, refused, e.mcp.Counts().Unauthorized, "no call went out with the expired token")
+	now, err := c.ts.Token()
+	require.NoError(t, err)
+	assert.NotEqual(t, tok.AccessToken, now.AccessToken)
 }
 
 func restart(t *testing.T, e *env) {
