@@ -95,19 +95,22 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
 	count := newCounter(hydraAuthPath, "/oauth2/register", "/oauth2/token", "") // Hydra has no pushed authorization requests
+	// The proxy and the app listen now, as Hydra's configuration names
+	// them, and serve once Hydra is up and the app knows its admin API.
 	proxy := httptest.NewUnstartedServer(nil)
+	t.Cleanup(proxy.Close)
 	issuer := "http://" + proxy.Listener.Addr().String()
-	app := &hydraApp{resource: opts.Resource}
-	appSrv := httptest.NewServer(app.handler())
+	app := &hydraApp{resource: opts.Resource, client: hc}
+	appSrv := httptest.NewUnstartedServer(app.handler())
 	t.Cleanup(appSrv.Close)
+	appURL := "http://" + appSrv.Listener.Addr().String()
 
-	app.client = hc
 	dir := t.TempDir()
 	var publicURL string
 	for attempt := 1; ; attempt++ {
 		public, admin := freePort(t), freePort(t)
 		cfgPath := filepath.Join(dir, fmt.Sprintf("hydra-%d.json", attempt)) // JSON is YAML, which Hydra reads
-		if err := os.WriteFile(cfgPath, hydraConfig(t, opts, issuer, appSrv.URL, public, admin), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, hydraConfig(t, opts, issuer, appURL, public, admin), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		publicURL = fmt.Sprintf("http://127.0.0.1:%d", public)
@@ -128,10 +131,10 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		t.Fatalf("realserver: Hydra did not come up: %v\n%s", err, logTail(logPath))
 	}
 
+	appSrv.Start()
 	target, _ := url.Parse(publicURL)
 	proxy.Config.Handler = hydraCounting(count, hydraProxy(target, tr))
 	proxy.Start()
-	t.Cleanup(proxy.Close)
 
 	return &Server{
 		Name:     "Ory Hydra " + hydraVersion(bin),

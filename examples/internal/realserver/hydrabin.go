@@ -26,6 +26,10 @@ const (
 	hydraRequireEnv = "STEPUP_REQUIRE_REAL_SERVERS"
 )
 
+// hydraBuildTags are the build tags of Hydra: sqlite brings the in-memory
+// database (DSN=memory), without the extension loading it does not need.
+const hydraBuildTags = "sqlite,sqlite_omit_load_extension"
+
 // hydraBuildTimeout bounds building Hydra; a cold module cache takes a
 // few minutes on two cores.
 const hydraBuildTimeout = 10 * time.Minute
@@ -109,9 +113,11 @@ func hydraModuleDir() (string, error) {
 	return dir, nil
 }
 
-// hydraCachePath is where the binary built from the module in dir lives.
+// hydraCachePath is where the binary built from the module in dir lives:
+// under the hash of what it is built from and how.
 func hydraCachePath(dir string) (string, error) {
 	h := sha256.New()
+	h.Write([]byte(hydraBuildTags))
 	for _, name := range []string{"go.mod", "go.sum"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -142,7 +148,7 @@ func buildHydra(ctx context.Context, dir, bin string) error {
 	}
 	// Hydra's release builds stamp the version in; without it the
 	// program says "master".
-	build := exec.CommandContext(ctx, "go", "build", "-tags", "sqlite,sqlite_omit_load_extension",
+	build := exec.CommandContext(ctx, "go", "build", "-tags", hydraBuildTags,
 		"-ldflags", "-X github.com/ory/hydra/v2/driver/config.Version="+strings.TrimSpace(string(version)),
 		"-o", tmp, "github.com/ory/hydra/v2")
 	build.Dir, build.Env = dir, env
