@@ -1931,6 +1931,7 @@ func TestEscalationRequestPrintsWithoutToken(t *testing.T) {
 
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("escalating", "req", seen, "value", *seen)
+	//lint:ignore S1025 each verb is what is tested, %s among them
 	for _, s := range []string{fmt.Sprint(seen), fmt.Sprintf("%v", *seen), fmt.Sprintf("%+v", *seen), fmt.Sprintf("%#v", *seen), fmt.Sprintf("%s", seen), buf.String()} {
 		assert.NotContains(t, s, secretMark)
 		assert.Contains(t, s, "files:write")
