@@ -28,7 +28,7 @@ else
 	trap 'rm -rf "$out"' EXIT
 fi
 
-PARSE_PKG=./examples/bench/parse
+PARSE_PKG=./examples/compare/parse
 
 log() { printf '%s\n' "$*" >&2; }
 

@@ -29,6 +29,6 @@
 // Run from the repository root:
 //
 //	scripts/bench.sh                      # medians, ratios and both tables
-//	go test -run '^$' -bench ParseChallenges -benchmem ./examples/bench/parse
-//	STEPUP_TABLE=1 go test -run ParseCorrectness -v ./examples/bench/parse
+//	go test -run '^$' -bench ParseChallenges -benchmem ./examples/compare/parse
+//	STEPUP_TABLE=1 go test -run ParseCorrectness -v ./examples/compare/parse
 package parse
