@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks stepup against its peers, prints the report (markdown: the
 # tables benchstat makes of the runs, then the checks) on stdout, and fails
-# when a check fails. Progress goes to stderr:
-#
-#   scripts/bench.sh > docs/benchmarks.md
+# when a check fails. Progress goes to stderr. docs/benchmarks.md quotes it
+# (scripts/docs.sh docs/benchmarks.md).
 #
 # The checks are those a run can decide on its own, whatever the machine:
 # ratios between peers measured in the same run, and counts that do not
@@ -106,8 +105,9 @@ main() {
 	GOWORK=off go -C tools build -o "$out/bin/" golang.org/x/perf/cmd/benchstat
 
 	# Correctness first: it is quick, and a wrong stepup makes timings moot.
+	# Its table is docs/comparison.md's.
 	local correctness=$out/correctness.txt
-	if ! STEPUP_TABLE=1 go test -count=1 -run '^TestParseCorrectness$' "$PARSE_PKG" >"$correctness" 2>&1; then
+	if ! go test -count=1 -run '^TestParseCorrectness$' "$PARSE_PKG" >"$correctness" 2>&1; then
 		cat "$correctness" >&2
 		log "TestParseCorrectness failed: stepup is wrong on an input (see above)"
 		return 1
@@ -119,12 +119,7 @@ main() {
 	run "$rt" "$BENCHTIME" "$COUNT" '^BenchmarkRoundTripNoChallenge$' "$ROUNDTRIP_PKG"
 	run "$storm" "$STORM_BENCHTIME" "$COUNT" '^BenchmarkStorm$' "$ROUNDTRIP_PKG"
 
-	echo "# Benchmarks"
-	echo
-	echo "Written by \`scripts/bench.sh\` (medians of $COUNT runs${BENCHTIME:+, -benchtime $BENCHTIME}, tables by benchstat;"
-	echo "$(go env GOVERSION), $(nproc 2>/dev/null || echo '?') logical cores). Compare ratios within a run,"
-	echo "not figures across machines. The package docs of \`$PARSE_PKG\` and"
-	echo "\`$ROUNDTRIP_PKG\` say what each benchmark measures."
+	echo "Medians of $COUNT runs${BENCHTIME:+, -benchtime $BENCHTIME}; $(go env GOVERSION), $(nproc 2>/dev/null || echo '?') logical cores."
 	echo
 	echo "## Challenge parsing: stepup against distribution, containerd and the go-sdk"
 	echo
@@ -144,13 +139,6 @@ main() {
 	echo "last response."
 	echo
 	benchstat -row /status -filter '.unit:(escalations/op OR refreshes/op OR requests/op OR ms-to-all-done/op)' storms="$storm" 2>&1 | fence
-	echo
-	echo "## Challenge parsing: correctness"
-	echo
-	echo "✓ = the library returned the expected challenges, usable, with exactly the expected"
-	echo "parameters, or, for a malformed challenge, did not return it as usable."
-	echo
-	sed -n '/^<!-- correctness-table -->$/,/^<!-- \/correctness-table -->$/p' "$correctness" | sed '1d;$d'
 	echo
 
 	p() { median "$parse" "/lib:$1 /in:seed403" "$2"; }
