@@ -3,7 +3,7 @@
 // server, and prints a markdown table of the consent prompts and token
 // requests each needed: for the seed scenario, and for 1, 20 and 200
 // concurrent tool calls that hit one 403. Every number comes from the runs
-// it makes; the README shows its output.
+// it makes; docs/comparison.md shows its output.
 //
 //	go run ./examples/compare/cmd/compare
 package main
