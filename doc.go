@@ -78,10 +78,8 @@
 // resource: requests that draw the same challenge share it; a request that
 // draws another waits for it, then asks only if the new grant does not
 // cure its challenge, for the union of that grant and its challenge. An
-// escalation outlives the request that started it, for up to
-// [Transport.EscalationTimeout]: a request whose context ends (an
-// [http.Client] Timeout, say) stops waiting, and a consent given after that
-// still serves the next request.
+// escalation does not end with the request that started it: see
+// [Transport.EscalationTimeout].
 //
 // # Errors
 //

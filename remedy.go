@@ -227,11 +227,9 @@ func (s *TokenSource) joinEscalation(call *escalationCall) (*escalation, bool, e
 	return f, true, nil
 }
 
-// runEscalation runs the escalation f on a goroutine of its own. Its
-// context keeps the values of the starting caller's, but not its
-// cancellation: callers stop waiting when their own contexts end, while
-// the escalation goes on for up to [Transport.EscalationTimeout], so that a
-// consent given after the request timed out is not thrown away. The flight
+// runEscalation runs the escalation f on a goroutine of its own, with the
+// values of the starting caller's context but not its cancellation, as
+// [Transport.EscalationTimeout] says. The flight
 // is ended in a deferred call: a panic outside the Escalator (in a Logger,
 // say) becomes an error, and a runtime.Goexit in the Escalator, which skips
 // the rest, ends it with errFlightExited.

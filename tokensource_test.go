@@ -348,6 +348,7 @@ func TestTokenSourcePrintsWithoutToken(t *testing.T) {
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("source", "ts", ts)
+	//lint:ignore S1025 each verb is what is tested, %s among them
 	for _, s := range []string{fmt.Sprint(ts), fmt.Sprintf("%+v", ts), fmt.Sprintf("%s", ts), buf.String()} {
 		assert.NotContains(t, s, secretMark)
 		assert.Contains(t, s, "api.example")

@@ -105,7 +105,9 @@ func (s *Store) acquire(ctx context.Context, n names) (*hold, error) {
 		return nil, err
 	}
 	h := &hold{names: n, value: value}
-	got, wait, err := s.tryAcquire(ctx, h)
+	// The first try's wait is not used: the loop below tries again
+	// before it waits.
+	got, _, err := s.tryAcquire(ctx, h)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +124,7 @@ func (s *Store) acquire(ctx context.Context, n names) (*hold, error) {
 	notices := sub.Channel()
 	poll := backoff.Backoff{Min: waitMin, Max: waitMax}
 	for {
-		got, wait, err = s.tryAcquire(ctx, h)
+		got, wait, err := s.tryAcquire(ctx, h)
 		if err != nil {
 			return nil, err
 		}

@@ -126,7 +126,7 @@ func BenchmarkRoundTripNoChallenge(b *testing.B) {
 	// validity check.
 	tok := &oauth2.Token{AccessToken: "eyJhbGciOiJSUzI1NiJ9.hot-path-access-token", TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
 	for _, v := range hotVariants {
-		b.Run(v.name, func(b *testing.B) {
+		b.Run("wrapper="+v.name, func(b *testing.B) {
 			req, err := http.NewRequest(http.MethodGet, hotURL, nil)
 			if err != nil {
 				b.Fatal(err)

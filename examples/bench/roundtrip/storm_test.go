@@ -290,7 +290,7 @@ func (g *gatingBase) RoundTrip(req *http.Request) (*http.Response, error) {
 // the server, and how long the storm took to clear.
 func BenchmarkStorm(b *testing.B) {
 	for _, kind := range stormKinds {
-		b.Run(kind.name, func(b *testing.B) {
+		b.Run("status="+kind.name, func(b *testing.B) {
 			rig := newStormRig(b, kind)
 			// One storm untimed: it dials the pool's connections, which
 			// later storms reuse.

@@ -26,6 +26,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -44,6 +45,7 @@ func main() {
 	var o options
 	flag.BoolVar(&o.decline, "decline", false, "the user declines the new scope: show the guard")
 	flag.BoolVar(&o.interactive, "interactive", false, "consent in a browser, through a loopback receiver")
+	flag.BoolVar(&o.placeholderPorts, "placeholder-ports", false, "print the servers' ports as AS_PORT and MCP_PORT, for output that is the same from run to run")
 	flag.Parse()
 	if err := run(os.Stdout, o); err != nil {
 		log.Fatal("demo: ", err)
@@ -53,6 +55,10 @@ func main() {
 type options struct {
 	decline     bool
 	interactive bool
+	// placeholderPorts prints the servers' loopback ports as names, so
+	// that the transcript docs/demo.md quotes can be checked against a
+	// new run.
+	placeholderPorts bool
 	// open brings an authorization URL to the person in interactive mode.
 	// Nil means a browser, through authcode.OpenBrowser.
 	open authcode.OpenFunc
@@ -69,6 +75,9 @@ func run(out io.Writer, o options) error {
 	defer srv.Close()
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
+	if o.placeholderPorts {
+		n.hide = strings.NewReplacer(hostPort(as.URL), "127.0.0.1:AS_PORT", hostPort(srv.URL), "127.0.0.1:MCP_PORT")
+	}
 
 	n.say("stepup demo: %s, in one process on loopback", map[bool]string{false: "the seed scenario", true: "the guard (the user declines)"}[o.decline])
 	n.say("  authorization server  %s  (refresh tokens only for offline_access; a refresh never widens scope)", as.URL)
@@ -251,4 +260,13 @@ func openBrowser(n *narrator) authcode.OpenFunc {
 		}
 		return err
 	}
+}
+
+// hostPort is the host:port of a server's URL.
+func hostPort(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return serverURL
+	}
+	return u.Host
 }

@@ -111,3 +111,14 @@ func person(t *testing.T, declineWrite bool) authcode.OpenFunc {
 		return nil
 	}
 }
+
+// With placeholder ports the transcript names no port a run happened to
+// get, so that docs/demo.md can be compared with a new run.
+func TestDemoPlaceholderPorts(t *testing.T) {
+	var out strings.Builder
+	require.NoError(t, run(&out, options{placeholderPorts: true}), out.String())
+	text := out.String()
+	assert.NotRegexp(t, regexp.MustCompile(`127\.0\.0\.1:[0-9]`), text)
+	assert.Contains(t, text, "authorization server  http://127.0.0.1:AS_PORT  ")
+	assert.Contains(t, text, `resource_metadata="http://127.0.0.1:MCP_PORT/.well-known/oauth-protected-resource/mcp"`)
+}

@@ -14,14 +14,19 @@ import (
 
 // narrator prints the demo's lines as they happen, from any goroutine.
 type narrator struct {
-	mu  sync.Mutex
-	out io.Writer
+	mu   sync.Mutex
+	out  io.Writer
+	hide *strings.Replacer // when set, applied to every line
 }
 
 func (n *narrator) say(format string, args ...any) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	fmt.Fprintf(n.out, format+"\n", args...)
+	line := fmt.Sprintf(format+"\n", args...)
+	if n.hide != nil {
+		line = n.hide.Replace(line)
+	}
+	io.WriteString(n.out, line)
 }
 
 // observe narrates what the authorization server does.

@@ -15,6 +15,9 @@ type mcpGoSession struct{ c *client.Client }
 func connectMCPGo(ctx context.Context, url string, hc *http.Client, opts Options) (Session, error) {
 	topts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc)}
 	if opts.OnToolListChanged != nil {
+		// The standalone GET stream is what the tests of the 2025-11-25
+		// revision exercise, deprecated as it is for 2026-07-28.
+		//lint:ignore SA1019 the legacy stream is the point (see above)
 		topts = append(topts, transport.WithContinuousListening())
 	}
 	tr, err := transport.NewStreamableHTTP(url, topts...)

@@ -12,7 +12,7 @@
 //   - gosdk: github.com/modelcontextprotocol/go-sdk
 //     oauthex.ParseWWWAuthenticate.
 //
-// BenchmarkParseChallenges/<library>/<input> times one parse of a whole
+// BenchmarkParseChallenges/lib=<library>/in=<input> times one parse of a whole
 // header into challenges with their parameters, on the seed 403 header of an
 // MCP server, an expired-token 401 and a DPoP+Bearer line. It times parsing
 // only: stepup's typed OAuth view ([github.com/stepup-go/stepup.Challenge.OAuth])
@@ -28,7 +28,7 @@
 //
 // Run from the repository root:
 //
-//	scripts/bench.sh                      # medians, ratios and both tables
-//	go test -run '^$' -bench ParseChallenges -benchmem ./examples/bench/parse
-//	STEPUP_TABLE=1 go test -run ParseCorrectness -v ./examples/bench/parse
+//	scripts/bench.sh                      # all tables, and the checks
+//	go test -run '^$' -bench ParseChallenges -benchmem ./examples/compare/parse
+//	STEPUP_TABLE=1 go test -run ParseCorrectness -v ./examples/compare/parse
 package parse

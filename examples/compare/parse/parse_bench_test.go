@@ -57,10 +57,10 @@ func BenchmarkParseChallenges(b *testing.B) {
 		if bench == nil {
 			b.Fatalf("no benchmark for library %s", lib.name)
 		}
-		b.Run(lib.name, func(b *testing.B) {
+		b.Run("lib="+lib.name, func(b *testing.B) {
 			for _, in := range benchInputs {
 				h := in.header()
-				b.Run(in.name, func(b *testing.B) {
+				b.Run("in="+in.name, func(b *testing.B) {
 					b.ReportAllocs()
 					bench(b, h)
 				})

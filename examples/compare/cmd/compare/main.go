@@ -3,9 +3,9 @@
 // server, and prints a markdown table of the consent prompts and token
 // requests each needed: for the seed scenario, and for 1, 20 and 200
 // concurrent tool calls that hit one 403. Every number comes from the runs
-// it makes; the README shows its output.
+// it makes; docs/comparison.md shows its output.
 //
-//	go run ./examples/cmd/compare
+//	go run ./examples/compare/cmd/compare
 package main
 
 import (
@@ -16,7 +16,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/stepup-go/stepup/examples/internal/compare"
+	"github.com/stepup-go/stepup/examples/compare/internal/oauthclients"
 )
 
 func main() {
@@ -29,11 +29,11 @@ func main() {
 func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var results []*compare.Result
-	for _, srv := range compare.Servers {
-		for _, sc := range compare.Scenarios {
-			for _, client := range compare.Clients {
-				r, err := compare.Run(ctx, sc, srv, client)
+	var results []*oauthclients.Result
+	for _, srv := range oauthclients.Servers {
+		for _, sc := range oauthclients.Scenarios {
+			for _, client := range oauthclients.Clients {
+				r, err := oauthclients.Run(ctx, sc, srv, client)
 				if err != nil {
 					return err
 				}
@@ -41,7 +41,7 @@ func run(out io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprint(out, compare.Table(results))
+	fmt.Fprint(out, oauthclients.Table(results))
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Both columns use the go-sdk MCP client, the same loopback authorization server (which counts the prompts and token requests) and a headless authorization code flow; the login at connection counts as one prompt and one code exchange.")
 	return nil

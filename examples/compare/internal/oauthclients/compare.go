@@ -5,7 +5,7 @@
 // scenario and for tool calls that hit one 403 at once. Both use the go-sdk
 // MCP client and a headless authorization code flow; only the OAuth client
 // differs. The numbers come from the authorization server's counters.
-package compare
+package oauthclients
 
 import (
 	"context"
