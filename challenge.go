@@ -3,7 +3,6 @@ package stepup
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -44,15 +43,6 @@ const (
 	// MaxEmptyListElements caps the empty list elements (",," or empty
 	// field lines) that RFC 9110 §5.6.1.2 asks recipients to skip.
 	MaxEmptyListElements = 64
-)
-
-var (
-	// ErrMalformedChallenge is matched by the [SyntaxError] of a challenge
-	// that does not follow RFC 9110 §11. Such a challenge is never acted on.
-	ErrMalformedChallenge = errors.New("stepup: malformed challenge")
-	// ErrChallengeLimit is matched by the [LimitError] returned when a header
-	// exceeds one of the Max* limits of this package.
-	ErrChallengeLimit = errors.New("stepup: challenge header over limit")
 )
 
 // SyntaxError describes why a challenge is malformed. It matches
@@ -699,10 +689,6 @@ func (e *ParamError) Error() string {
 
 // Is reports whether target is [ErrMalformedChallenge].
 func (e *ParamError) Is(target error) bool { return target == ErrMalformedChallenge }
-
-// ErrNotOAuth is returned by [Challenge.OAuth] for schemes other than
-// Bearer and DPoP.
-var ErrNotOAuth = errors.New("stepup: not an OAuth challenge")
 
 // OAuth returns the typed view of a Bearer or DPoP challenge. It fails with
 // the challenge's own syntax error, with [ErrNotOAuth], or with a

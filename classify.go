@@ -3,6 +3,7 @@ package stepup
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -116,7 +117,7 @@ type challenge struct {
 // returns the verdict alone, with its why, when nothing is to be done:
 // malformed or ambiguous challenges are never acted on (RFC 9110 §11.2,
 // RFC 6750 §3).
-func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*challenge, verdict) {
+func (t *Transport) classify(resp *http.Response, s *snapshot, originKey string) (*challenge, verdict) {
 	oc, why := pickOAuth(resp, s)
 	if why != "" {
 		return nil, verdict{why: why}
@@ -140,7 +141,7 @@ func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*ch
 // scheme of the token s carried, or why there is none. A 401 without any
 // challenge gives an empty OAuth view: it breaks RFC 9110 §11.6.1 but still
 // says that authorization is needed.
-func pickOAuth(resp *http.Response, s sent) (OAuthChallenge, string) {
+func pickOAuth(resp *http.Response, s *snapshot) (OAuthChallenge, string) {
 	if len(resp.Header["Www-Authenticate"]) == 0 {
 		return OAuthChallenge{MaxAge: NoMaxAge}, ""
 	}
@@ -251,4 +252,54 @@ func (c *challenge) attrs(url string) []slog.Attr {
 		slog.String("treated_as", c.code),
 		slog.String("remedy", c.action.String()),
 	}
+}
+
+// Reason is what a challenge asks for, as stepup concluded from its error
+// code and status: why an [Escalator] is asked for a new authorization, or
+// why a [*ChallengeError] could not cure the challenge.
+type Reason int
+
+// The reasons, one per remedy of the behaviour table in the package
+// documentation.
+const (
+	// ReasonAuthorizationRequired: a 401 to a request that carried no
+	// token (RFC 6750 §3.1).
+	ReasonAuthorizationRequired Reason = iota + 1
+	// ReasonReauthorization: the token was rejected (invalid_token, or a
+	// 401 without error code after a token was sent, RFC 6750 §3.1). It
+	// is refreshed when it can be; an Escalator sees this reason when it
+	// cannot: no refresh token, or the grant is gone (invalid_grant).
+	ReasonReauthorization
+	// ReasonInsufficientScope: insufficient_scope (RFC 6750 §3.1): the
+	// token needs more scope, which only a new authorization can grant.
+	ReasonInsufficientScope
+	// ReasonUserAuthentication: insufficient_user_authentication
+	// (RFC 9470): the user must authenticate again, per ACRValues and
+	// MaxAge.
+	ReasonUserAuthentication
+	// ReasonClaims: insufficient_claims: the token must carry the Claims
+	// of the challenge.
+	ReasonClaims
+	// ReasonDPoPNonce: use_dpop_nonce (RFC 9449 §9): the DPoP proof must
+	// carry the resource server's nonce. Never escalated.
+	ReasonDPoPNonce
+)
+
+// String returns the reason in words, e.g. "insufficient scope".
+func (r Reason) String() string {
+	switch r {
+	case ReasonAuthorizationRequired:
+		return "authorization required"
+	case ReasonReauthorization:
+		return "re-authorization"
+	case ReasonInsufficientScope:
+		return "insufficient scope"
+	case ReasonUserAuthentication:
+		return "user authentication"
+	case ReasonClaims:
+		return "claims"
+	case ReasonDPoPNonce:
+		return "DPoP nonce"
+	}
+	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }

@@ -47,6 +47,42 @@ var (
 	ErrRefreshFailed = errors.New("stepup: token refresh failed")
 )
 
+// Errors of the [TokenSource].
+var (
+	// ErrNoToken is returned by [TokenSource.Token] while the source holds
+	// no token yet: the first authorization has not happened.
+	ErrNoToken = errors.New("stepup: no token yet")
+	// ErrNoRefreshToken is returned by [TokenSource.Refresh] when the
+	// current token carries no refresh token, or the source has no way to
+	// refresh (see [WithOAuth2Config], [WithRefreshFunc] and
+	// [Grant.Refresh]).
+	ErrNoRefreshToken = errors.New("stepup: no refresh token")
+	// ErrInvalidGrant says that the authorization server refused a
+	// refresh token (invalid_grant, RFC 6749 §5.2): it expired, was
+	// revoked or was used before. The grant is gone; a [Transport] asks
+	// its [Escalator] for a new authorization.
+	ErrInvalidGrant = errors.New("stepup: refresh token refused (invalid_grant)")
+)
+
+// Errors of the challenge parser.
+var (
+	// ErrMalformedChallenge is matched by the [SyntaxError] of a challenge
+	// that does not follow RFC 9110 §11. Such a challenge is never acted on.
+	ErrMalformedChallenge = errors.New("stepup: malformed challenge")
+	// ErrChallengeLimit is matched by the [LimitError] returned when a header
+	// exceeds one of the Max* limits of this package.
+	ErrChallengeLimit = errors.New("stepup: challenge header over limit")
+	// ErrNotOAuth is returned by [Challenge.OAuth] for schemes other than
+	// Bearer and DPoP.
+	ErrNotOAuth = errors.New("stepup: not an OAuth challenge")
+)
+
+var errNoSource = errors.New("stepup: Transport.Source is nil")
+
+// errFlightExited is the error of a flight whose function never returned:
+// it ended its goroutine with runtime.Goexit, as t.FailNow does.
+var errFlightExited = errors.New("stepup: the remedy ended its goroutine without returning (runtime.Goexit)")
+
 // ChallengeError is the error [Transport.RoundTrip] returns when it
 // answered a challenge and could not cure it: the [Escalator] failed or the
 // user declined, a refresh failed, or the guard stopped a remedy that had

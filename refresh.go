@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,12 +33,6 @@ import (
 // keeps tok's refresh token when the returned token omits one. tok must not
 // be modified; the returned token is not modified afterwards.
 type RefreshFunc func(ctx context.Context, tok *oauth2.Token, resource string) (*oauth2.Token, error)
-
-// ErrInvalidGrant says that the authorization server refused a refresh
-// token (invalid_grant, RFC 6749 §5.2): it expired, was revoked or was
-// used before. The grant is gone; a [Transport] asks its [Escalator] for a
-// new authorization.
-var ErrInvalidGrant = errors.New("stepup: refresh token refused (invalid_grant)")
 
 // grantGone reports whether err, the error of a refresh, says that the
 // grant is gone rather than that the refresh failed for now.
@@ -140,4 +135,190 @@ func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, e
 	r2.Body, _ = r2.GetBody()
 	r2.ContentLength = int64(len(body))
 	return t.base.RoundTrip(r2)
+}
+
+// refreshTimeout bounds a refresh that every caller has stopped waiting for.
+// It runs on so that a rotated refresh token is not lost.
+const refreshTimeout = time.Minute
+
+// refreshFrom makes sure the current generation is newer than rejected,
+// refreshing once for all the goroutines asking at the same time if it is
+// not (OAuth 2.1 §4.3.1: a rotating refresh token is redeemed once).
+func (s *TokenSource) refreshFrom(ctx context.Context, rejected uint64) error {
+	return s.refreshes.do(ctx, rejected, func(ctx context.Context) error { return s.runRefresh(ctx, rejected) })
+}
+
+// runRefresh is the refresh flight of generation rejected. With a store,
+// it runs alone across everyone sharing it, and takes the grant saved there
+// when another source refreshed first: a rotating refresh token is
+// redeemed once across processes too.
+func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
+	s.mu.Lock()
+	cur := s.snap.Load()
+	tok, gen, refresh, gone := cur.tok, cur.gen, s.refresh, s.goneGen == rejected
+	s.mu.Unlock()
+	switch {
+	case gen != rejected && tok != nil:
+		return nil // someone installed a newer token meanwhile
+	case tok == nil || refresh == nil:
+		return ErrNoRefreshToken
+	}
+	err := s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		if usable(saved) && saved.Token.AccessToken != tok.AccessToken {
+			if saved.Token.Valid() && s.adoptSaved(saved, tok) {
+				return nil, nil
+			}
+			// Expired too: refresh the saved grant, whose refresh
+			// token is the newest.
+			s.mu.Lock()
+			s.adoptLocked(saved)
+			cur := s.snap.Load()
+			tok, rejected, gone = cur.tok, cur.gen, false
+			s.mu.Unlock()
+		}
+		switch {
+		case tok.RefreshToken == "":
+			return nil, ErrNoRefreshToken
+		case gone:
+			return nil, fmt.Errorf("%w, earlier", ErrInvalidGrant)
+		}
+		nt, err := callRefresh(ctx, refresh, tok, s.resource)
+		if err != nil {
+			return nil, s.refreshFailed(err, rejected, tok)
+		}
+		return s.installRefreshed(nt, tok, rejected)
+	})
+	var se *storeError
+	if errors.As(err, &se) {
+		// No exclusivity, no refresh: it could redeem a refresh token
+		// another process redeems too. It may work next time.
+		return fmt.Errorf("%w: %w", ErrRefreshFailed, err)
+	}
+	return err
+}
+
+// installRefreshed installs nt, refreshed from tok of generation rejected,
+// and returns what the store keeps of it.
+func (s *TokenSource) installRefreshed(nt, tok *oauth2.Token, rejected uint64) (*SavedGrant, error) {
+	if nt == nil || nt.AccessToken == "" {
+		return nil, fmt.Errorf("%w for %s: the RefreshFunc returned no access token", ErrRefreshFailed, s.origin)
+	}
+	if nt.RefreshToken == "" {
+		// No refresh token in the response: the old one stays valid
+		// (RFC 6749 §6).
+		c := *nt
+		c.RefreshToken = tok.RefreshToken
+		nt = &c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap.Load().gen != rejected {
+		// An escalation installed a token of a newer grant meanwhile; a
+		// token refreshed from the old grant must not replace it.
+		return nil, nil
+	}
+	granted := s.granted // a refresh keeps the grant's scope unless it says otherwise
+	if g, ok := scopeExtra(nt); ok {
+		granted = g
+	}
+	s.installLocked(nt, s.requested, false)
+	s.granted = granted
+	return s.savedLocked(), nil
+}
+
+// refreshFailed records a refused refresh token and returns err, the error
+// of the refresh of generation rejected, as a typed error without tokens.
+func (s *TokenSource) refreshFailed(err error, rejected uint64, tok *oauth2.Token) error {
+	if grantGone(err) {
+		s.mu.Lock()
+		if s.snap.Load().gen == rejected {
+			s.goneGen = rejected
+		}
+		s.mu.Unlock()
+		if !errors.Is(err, ErrInvalidGrant) {
+			err = fmt.Errorf("%w: %w", ErrInvalidGrant, err)
+		}
+		return redactError(fmt.Errorf("stepup: refresh for %s: %w", s.origin, err), tok)
+	}
+	return redactError(fmt.Errorf("%w for %s: %w", ErrRefreshFailed, s.origin, err), tok)
+}
+
+// callRefresh calls f, turning a panic into an error that redactError can
+// clean: a panic value is as likely as an error to hold the token.
+func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token, resource string) (nt *oauth2.Token, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			nt, err = nil, fmt.Errorf("the RefreshFunc panicked: %v", r)
+		}
+	}()
+	return f(ctx, tok, resource)
+}
+
+// Refresh returns a token newer than rejected, the token a resource server
+// refused. When the source already holds a newer token, because another
+// goroutine refreshed or an escalation installed one, it is returned without
+// a network call. Otherwise the current refresh token is redeemed, once for
+// all goroutines asking at the same time: a rotating refresh token is never
+// used twice (OAuth 2.1 §4.3.1). Refresh never widens the scope.
+//
+// It fails with [ErrNoRefreshToken] when there is nothing to refresh with,
+// with an error matching [ErrInvalidGrant] when the authorization server
+// refused the refresh token, and with one wrapping [ErrRefreshFailed]
+// otherwise. A caller whose ctx ends stops waiting, but the refresh goes on
+// (for up to a minute) and its token is installed: with a rotating refresh
+// token, a refresh abandoned after the server answered would lose the new
+// refresh token, and the grant with it.
+func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	tok, gen, _ := s.current()
+	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
+		return tok, nil
+	}
+	if err := s.refreshFrom(ctx, gen); err != nil {
+		return nil, err
+	}
+	tok, _, _ = s.current()
+	return tok, nil
+}
+
+// canRefresh reports whether the token of generation gen, the current one,
+// can be refreshed.
+func (s *TokenSource) canRefresh(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.snap.Load()
+	return cur.gen == gen && cur.tok != nil && cur.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
+}
+
+// refresh answers a rejected token: a newer token, else a refresh, else a
+// re-authorization when the refresh cannot be done or the grant is gone.
+// A refresh that failed for another reason fails the request with no
+// prompt: an authorization server's hiccup must not send the user to a
+// browser.
+func (rt *roundTrip) refresh(ctx context.Context, c *challenge, s *snapshot) error {
+	if rt.newerToken(s) {
+		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
+		return nil
+	}
+	err := rt.refreshErr // the refresh before sending failed: no second try
+	if err == nil {
+		err = rt.ts.refreshFrom(ctx, s.gen)
+	}
+	switch {
+	case err == nil:
+		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.where())...)
+		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !errors.Is(err, ErrNoRefreshToken) && !grantGone(err):
+		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.where()), slog.String("error", err.Error()))...)
+		return err
+	case rt.t.Escalator == nil:
+		return err
+	}
+	rt.t.event(ctx, slog.LevelInfo, "stepup: re-authorizing", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)
+	return rt.escalate(ctx, c, s)
 }

@@ -10,8 +10,6 @@ import (
 	"maps"
 	"net/http"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // Defaults of the [Transport]'s limits.
@@ -138,8 +136,6 @@ type Transport struct {
 	Logger *slog.Logger
 }
 
-var errNoSource = errors.New("stepup: Transport.Source is nil")
-
 // RoundTrip sends req with the current token and answers the challenge of
 // the response, if any, as described on [Transport]. It returns a response
 // whenever one was obtained and no remedy was tried in vain; a
@@ -215,10 +211,6 @@ func (t *Transport) event(ctx context.Context, level slog.Level, msg string, att
 	t.Logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// sent is the token a request went out with: the source's snapshot when
-// the request was sent. Its tok is nil when none was attached.
-type sent = *snapshot
-
 // remedy is a challenge a request has remedied.
 type remedy struct {
 	key       challengeKey
@@ -267,18 +259,16 @@ func (rt *roundTrip) run() (*http.Response, error) {
 			return resp, nil
 		}
 		rt.logChallenge(ctx, c)
-		var body io.ReadCloser
-		var replay bool
-		body, replay, err = rt.answer(ctx, resp, c, s)
-		if err != nil {
-			return nil, err
-		}
-		if !replay {
-			return resp, nil // untouched
+		a := rt.answer(ctx, resp, c, s)
+		switch a.kind {
+		case untouched:
+			return resp, nil
+		case failed:
+			return nil, a.err
 		}
 		rt.replays++
 		s = rt.current()
-		resp, err = rt.send(body, s)
+		resp, err = rt.send(a.body, s)
 	}
 	return nil, err
 }
@@ -340,7 +330,7 @@ func (rt *roundTrip) replayBody() (io.ReadCloser, error) {
 // firstToken returns the token for the first send, refreshing an expired one
 // first rather than after a 401. When that refresh cannot be done the
 // expired token goes out anyway and the resource's answer decides.
-func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
+func (rt *roundTrip) firstToken(ctx context.Context) (*snapshot, error) {
 	if rt.ts.store != nil {
 		if err := rt.ts.load(ctx); err != nil {
 			return nil, err
@@ -370,11 +360,11 @@ func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
 // information.
 func (rt *roundTrip) where() string { return redactedURL(rt.req) }
 
-func (rt *roundTrip) current() sent { return rt.ts.snap.Load() }
+func (rt *roundTrip) current() *snapshot { return rt.ts.snap.Load() }
 
 // send sends body with the token of s on a copy of the request: the
 // caller's request is never modified (the RoundTripper contract).
-func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
+func (rt *roundTrip) send(body io.ReadCloser, s *snapshot) (*http.Response, error) {
 	req := rt.req
 	if s.auth == nil && body == req.Body && !rt.ownGetBody {
 		return rt.t.base().RoundTrip(req)
@@ -407,30 +397,58 @@ func hasChallenge(resp *http.Response) bool {
 		resp.StatusCode == http.StatusForbidden && len(resp.Header["Www-Authenticate"]) > 0
 }
 
+// answerKind is what answering a challenge came to.
+type answerKind int
+
+const (
+	// untouched: the challenge is not answered after all; the response
+	// goes back to the caller as it is, unread.
+	untouched answerKind = iota
+	// replay: the challenge was remedied; the request goes again with
+	// the new token and answer.body.
+	replay
+	// failed: the request fails with answer.err; the response was
+	// closed.
+	failed
+)
+
+// answer is the outcome of [roundTrip.answer].
+type answer struct {
+	kind answerKind
+	body io.ReadCloser // replay: the body to send
+	err  error         // failed: why
+}
+
 // answer remedies the challenge c of resp, a response to a request sent
-// with s. To replay, it returns the body to send and true, having closed
-// resp. It returns false and no error when the challenge is not to be
-// answered after all, resp untouched; and an error after closing resp.
-func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s sent) (io.ReadCloser, bool, error) {
+// with s, and says what the request does next. Only a replay or a failure
+// closes resp; one left untouched is the caller's to return.
+func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s *snapshot) answer {
 	if rt.t.MaxReplays < 0 {
-		rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", "replays are off"))...)
-		return nil, false, nil
+		rt.ignored(ctx, slog.LevelInfo, c, "replays are off")
+		return answer{kind: untouched}
 	}
-	if err := rt.stopped(ctx, c); err != nil {
+	if err := rt.applyGuard(ctx, c); err != nil {
 		drainClose(resp)
-		return nil, false, rt.challengeError(c, s, err)
+		return answer{kind: failed, err: rt.challengeError(c, s, err)}
 	}
 	if why := rt.unanswerable(c, s); why != "" {
-		rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", why))...)
-		return nil, false, nil
+		rt.ignored(ctx, slog.LevelInfo, c, why)
+		return answer{kind: untouched}
+	}
+	if c.action == actDPoPNonce {
+		// Before resp is closed: a hook that fails leaves the challenge
+		// unanswered and the response untouched.
+		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
+			rt.ignored(ctx, slog.LevelInfo, c, "DPoPNonce failed: "+err.Error())
+			return answer{kind: untouched}
+		}
 	}
 	var body io.ReadCloser
 	if rt.replayable {
 		var err error
 		if body, err = rt.replayBody(); err != nil {
-			rt.t.event(ctx, slog.LevelWarn, "stepup: challenge ignored",
-				append(c.attrs(rt.where()), slog.String("why", "GetBody failed: "+err.Error()))...)
-			return nil, false, nil
+			rt.ignored(ctx, slog.LevelWarn, c, "GetBody failed: "+err.Error())
+			return answer{kind: untouched}
 		}
 	}
 	// No connection is held while the remedy runs: a person may take
@@ -438,19 +456,25 @@ func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challen
 	drainClose(resp)
 	if err := rt.remedy(ctx, c, s); err != nil {
 		closeBody(body)
-		return nil, false, rt.challengeError(c, s, err)
+		return answer{kind: failed, err: rt.challengeError(c, s, err)}
 	}
 	if !rt.replayable {
 		// Remedied all the same: the caller's own retry then succeeds
 		// instead of drawing the same challenge.
-		return nil, false, rt.challengeError(c, s, ErrBodyNotReplayable)
+		return answer{kind: failed, err: rt.challengeError(c, s, ErrBodyNotReplayable)}
 	}
-	return body, true, nil
+	return answer{kind: replay, body: body}
 }
 
-// stopped applies the per-request guard: it returns why c must not be
-// remedied in this request, or nil.
-func (rt *roundTrip) stopped(ctx context.Context, c *challenge) error {
+func (rt *roundTrip) ignored(ctx context.Context, level slog.Level, c *challenge, why string) {
+	rt.t.event(ctx, level, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", why))...)
+}
+
+// applyGuard applies the per-request guard to c: it returns why c must not
+// be remedied in this request, or nil. A challenge that came straight back
+// after its escalation is recorded in the source's guard, so that later
+// requests are not asked to escalate it again either.
+func (rt *roundTrip) applyGuard(ctx context.Context, c *challenge) error {
 	var err error
 	switch r := rt.remedied(c.key); {
 	case r != nil:
@@ -493,15 +517,10 @@ func (rt *roundTrip) renewed() bool {
 }
 
 // unanswerable says why c, which the behaviour table answers, cannot be
-// answered by this Transport, or "". It runs before resp is closed, so that
-// such a challenge comes back untouched. Without an Escalator a newer
-// token, or a refresh, is all the Transport can try.
-func (rt *roundTrip) unanswerable(c *challenge, s sent) string {
+// answered by this Transport, or "". Without an Escalator a newer token,
+// or a refresh, is all the Transport can try.
+func (rt *roundTrip) unanswerable(c *challenge, s *snapshot) string {
 	switch c.action {
-	case actDPoPNonce:
-		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
-			return "DPoPNonce failed: " + err.Error()
-		}
 	case actEscalate:
 		if rt.t.Escalator == nil && !rt.newerToken(s) {
 			return "no Escalator"
@@ -516,13 +535,13 @@ func (rt *roundTrip) unanswerable(c *challenge, s sent) string {
 
 // newerToken reports whether the source holds a newer token than the one s
 // carried: another request remedied the challenge already.
-func (rt *roundTrip) newerToken(s sent) bool {
+func (rt *roundTrip) newerToken(s *snapshot) bool {
 	tok, gen, _ := rt.ts.current()
 	return tok != nil && gen != s.gen
 }
 
 // remedy runs the remedy c calls for, waiting for it.
-func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s sent) error {
+func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s *snapshot) error {
 	switch c.action {
 	case actDPoPNonce:
 		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
@@ -535,90 +554,10 @@ func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s sent) error {
 	return fmt.Errorf("stepup: no remedy for %v", c.action) // unreachable: classify returns none
 }
 
-// refresh answers a rejected token: a newer token, else a refresh, else a
-// re-authorization when the refresh cannot be done or the grant is gone.
-// A refresh that failed for another reason fails the request with no
-// prompt: an authorization server's hiccup must not send the user to a
-// browser.
-func (rt *roundTrip) refresh(ctx context.Context, c *challenge, s sent) error {
-	if rt.newerToken(s) {
-		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
-		return nil
-	}
-	err := rt.refreshErr // the refresh before sending failed: no second try
-	if err == nil {
-		err = rt.ts.refreshFrom(ctx, s.gen)
-	}
-	switch {
-	case err == nil:
-		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.where())...)
-		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case !errors.Is(err, ErrNoRefreshToken) && !grantGone(err):
-		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.where()), slog.String("error", err.Error()))...)
-		return err
-	case rt.t.Escalator == nil:
-		return err
-	}
-	rt.t.event(ctx, slog.LevelInfo, "stepup: re-authorizing", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)
-	return rt.escalate(ctx, c, s)
-}
-
-// escalate asks the source for a new authorization, run by this Transport's
-// Escalator unless an escalation for the same challenge is under way.
-func (rt *roundTrip) escalate(ctx context.Context, c *challenge, s sent) error {
-	if rt.t.Escalator == nil {
-		return nil // let through for a newer token only: replay with it
-	}
-	call := &escalationCall{t: rt.t, key: c.key, sent: s.gen, req: rt.escalationRequest(ctx, c, s)}
-	escalated, err := rt.ts.escalate(ctx, call)
-	if err != nil {
-		return err
-	}
-	if escalated {
-		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
-	} else {
-		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
-	}
-	return nil
-}
-
-// escalationRequest builds what the Escalator sees, but for the scopes,
-// which the source fills in when the escalation starts.
-func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) *EscalationRequest {
-	oc := &c.oauth
-	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, rt.t.AllowCrossOriginMetadata)
-	if why != "" {
-		rt.t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused", append(c.attrs(rt.where()), slog.String("why", why))...)
-	}
-	r := rt.req.Clone(ctx)
-	r.Body, r.GetBody = nil, nil
-	r.Header.Del("Authorization")
-	var rejected *oauth2.Token
-	if s.tok != nil {
-		cp := *s.tok
-		rejected = &cp
-	}
-	return &EscalationRequest{
-		Reason:           c.reason,
-		Challenge:        *oc,
-		ChallengedScopes: oc.Scope,
-		ACRValues:        oc.ACRValues,
-		MaxAge:           oc.MaxAge,
-		Claims:           oc.Claims,
-		Resource:         rt.ts.resource,
-		ResourceMetadata: meta,
-		RejectedToken:    rejected,
-		Request:          r,
-	}
-}
-
 // challengeError returns err, why the challenge c was not cured, as the
 // [*ChallengeError] RoundTrip documents, unless it is the caller's context
 // ending.
-func (rt *roundTrip) challengeError(c *challenge, s sent, err error) error {
+func (rt *roundTrip) challengeError(c *challenge, s *snapshot, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if ctxErr := rt.req.Context().Err(); ctxErr != nil {
 			return ctxErr

@@ -16,17 +16,6 @@ import (
 	"golang.org/x/oauth2"
 )
 
-var (
-	// ErrNoToken is returned by [TokenSource.Token] while the source holds
-	// no token yet: the first authorization has not happened.
-	ErrNoToken = errors.New("stepup: no token yet")
-	// ErrNoRefreshToken is returned by [TokenSource.Refresh] when the
-	// current token carries no refresh token, or the source has no way to
-	// refresh (see [WithOAuth2Config], [WithRefreshFunc] and
-	// [Grant.Refresh]).
-	ErrNoRefreshToken = errors.New("stepup: no refresh token")
-)
-
 // TokenSourceOption configures a [TokenSource] made by [NewTokenSource].
 type TokenSourceOption func(*TokenSource)
 
@@ -213,35 +202,6 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	}
 }
 
-// Refresh returns a token newer than rejected, the token a resource server
-// refused. When the source already holds a newer token, because another
-// goroutine refreshed or an escalation installed one, it is returned without
-// a network call. Otherwise the current refresh token is redeemed, once for
-// all goroutines asking at the same time: a rotating refresh token is never
-// used twice (OAuth 2.1 §4.3.1). Refresh never widens the scope.
-//
-// It fails with [ErrNoRefreshToken] when there is nothing to refresh with,
-// with an error matching [ErrInvalidGrant] when the authorization server
-// refused the refresh token, and with one wrapping [ErrRefreshFailed]
-// otherwise. A caller whose ctx ends stops waiting, but the refresh goes on
-// (for up to a minute) and its token is installed: with a rotating refresh
-// token, a refresh abandoned after the server answered would lose the new
-// refresh token, and the grant with it.
-func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
-	if err := s.load(ctx); err != nil {
-		return nil, err
-	}
-	tok, gen, _ := s.current()
-	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
-		return tok, nil
-	}
-	if err := s.refreshFrom(ctx, gen); err != nil {
-		return nil, err
-	}
-	tok, _, _ = s.current()
-	return tok, nil
-}
-
 // Set installs tok, obtained by a new authorization that requested the
 // scopes requested, as the current token. The granted scopes are taken
 // from the token response's scope parameter when present and are the
@@ -319,7 +279,8 @@ func (s *TokenSource) LogValue() slog.Value {
 
 // snapshot is what a request needs of the current token, published as one
 // immutable value so that the path of every request reads it without a
-// lock and passes it on as one pointer.
+// lock and passes it on as one pointer. A request keeps the snapshot it was
+// sent with: the token it carried, whose tok is nil when none was attached.
 type snapshot struct {
 	tok  *oauth2.Token // nil before the first token
 	gen  uint64
@@ -343,15 +304,6 @@ func (s *TokenSource) noteAccepted(gen uint64) {
 			return
 		}
 	}
-}
-
-// canRefresh reports whether the token of generation gen, the current one,
-// can be refreshed.
-func (s *TokenSource) canRefresh(gen uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.snap.Load()
-	return cur.gen == gen && cur.tok != nil && cur.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
 }
 
 // installLocked makes tok current and returns its generation. newGrant says
