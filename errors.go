@@ -15,7 +15,7 @@ import (
 // challenge was not cured.
 var (
 	// ErrDeclined says that the user or the authorization server refused
-	// an escalation, now or within [Transport.ExhaustedTTL] before for the
+	// an escalation, now or within [WithExhaustedTTL] before for the
 	// same challenge. Return an error wrapping it from an [Escalator] when
 	// the user refused (access_denied, RFC 9470
 	// unmet_authentication_requirements).
@@ -24,7 +24,7 @@ var (
 	// ErrExhausted says that a challenge came back after its remedy: the
 	// same request drew it again with the token the remedy produced (RFC
 	// 9110 §15.5.2), or it did so on an earlier request within
-	// [Transport.ExhaustedTTL] and the granted scopes have not changed
+	// [WithExhaustedTTL] and the granted scopes have not changed
 	// since. Another remedy would only ask the user again in a loop.
 	ErrExhausted = errors.New("stepup: challenge came back after its remedy")
 
@@ -60,7 +60,7 @@ var (
 	// ErrInvalidGrant says that the authorization server refused a
 	// refresh token (invalid_grant, RFC 6749 §5.2): it expired, was
 	// revoked or was used before. The grant is gone; a [Transport] asks
-	// its [Escalator] for a new authorization.
+	// the source's [Escalator] for a new authorization.
 	ErrInvalidGrant = errors.New("stepup: refresh token refused (invalid_grant)")
 )
 

@@ -27,7 +27,7 @@ import (
 // unmet_authentication_requirements): the challenge is then not escalated
 // again for a while. ctx keeps the values of the context of the request
 // that started the escalation, but not its cancellation: see
-// [Transport.EscalationTimeout].
+// [WithEscalationTimeout].
 //
 // Make the Escalator's own requests (metadata, token endpoint) with a
 // client of its own, not through a Transport of the same source: one
@@ -159,7 +159,8 @@ func (r EscalationRequest) LogValue() slog.Value {
 // escalation is the one escalation a source runs at a time.
 type escalation struct {
 	key      challengeKey
-	grantSeq uint64 // the grant it started from
+	grantSeq uint64        // the grant it started from
+	timeout  time.Duration // the source's escalation timeout when it started
 	done     chan struct{}
 	// Set before done is closed: the outcome, and whether the grant was
 	// installed. A grant is not installed when a newer one arrived while
@@ -172,7 +173,7 @@ type escalation struct {
 // authorization for the challenge key drawn by a request that carried
 // generation sent.
 type escalationCall struct {
-	t    *Transport // whose Escalator runs, and whose policy and Logger apply
+	t    *Transport // whose Logger hears of the escalation
 	key  challengeKey
 	sent uint64
 	// req is what the Escalator gets; the source fills in Scopes when the
@@ -242,24 +243,24 @@ func (s *TokenSource) joinEscalation(call *escalationCall) (*escalation, bool, e
 		return f, false, nil
 	}
 	accepted := call.sent != 0 && s.accepted.Load() >= call.sent
-	if err := s.guard.blocked(call.key, call.sent, accepted, s.granted.sortedKey(), time.Now(), call.t.exhaustedTTL()); err != nil {
+	if err := s.guard.blocked(call.key, call.sent, accepted, s.granted.sortedKey(), time.Now(), s.exhaustedTTL); err != nil {
 		return nil, false, err
 	}
 	call.req.Scopes = s.requested.Union(s.granted, call.req.ChallengedScopes)
 	call.req.Issuer = s.issuer
-	f := &escalation{key: call.key, grantSeq: s.grantSeq, done: make(chan struct{})}
+	f := &escalation{key: call.key, grantSeq: s.grantSeq, timeout: s.escalationTimeout, done: make(chan struct{})}
 	s.escalated = f
 	return f, true, nil
 }
 
 // runEscalation runs the escalation f on a goroutine of its own, with the
 // values of the starting caller's context but not its cancellation, as
-// [Transport.EscalationTimeout] says. The flight
+// [WithEscalationTimeout] says. The flight
 // is ended in a deferred call: a panic outside the Escalator (in a Logger,
 // say) becomes an error, and a runtime.Goexit in the Escalator, which skips
 // the rest, ends it with errFlightExited.
 func (s *TokenSource) runEscalation(parent context.Context, f *escalation, call *escalationCall) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), call.t.escalationTimeout())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), f.timeout)
 	err := errFlightExited // unless escalateOnce returns
 	defer func() {
 		if r := recover(); r != nil {
@@ -281,7 +282,7 @@ func (s *TokenSource) escalateOnce(ctx context.Context, f *escalation, call *esc
 			return nil, nil
 		}
 		call.t.event(ctx, slog.LevelInfo, "stepup: escalation start", slog.Any("request", call.req))
-		g, err := callEscalator(ctx, call.t.Escalator, call.req)
+		g, err := callEscalator(ctx, s.escalator, call.req)
 		if err != nil {
 			return nil, err
 		}
@@ -321,7 +322,7 @@ func (s *TokenSource) installGrant(f *escalation, call *escalationCall, g *Grant
 // endEscalation ends the escalation f with err and tells its waiters.
 func (s *TokenSource) endEscalation(ctx context.Context, f *escalation, call *escalationCall, err error) {
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		err = fmt.Errorf("stepup: escalation timed out after %v: %w", call.t.escalationTimeout(), err)
+		err = fmt.Errorf("stepup: escalation timed out after %v: %w", f.timeout, err)
 	}
 	s.mu.Lock()
 	if errors.Is(err, ErrDeclined) {
@@ -360,7 +361,7 @@ func callEscalator(ctx context.Context, e Escalator, er *EscalationRequest) (g *
 // escalate asks the source for a new authorization, run by this Transport's
 // Escalator unless an escalation for the same challenge is under way.
 func (rt *roundTrip) escalate(ctx context.Context, c *challenge, s *snapshot) error {
-	if rt.t.Escalator == nil {
+	if rt.ts.escalator == nil {
 		return nil // let through for a newer token only: replay with it
 	}
 	call := &escalationCall{t: rt.t, key: c.key, sent: s.gen, req: rt.escalationRequest(ctx, c, s)}

@@ -63,19 +63,20 @@ func ExampleTransport() {
 // the scopes requested, granted and challenged; the Transport installs the
 // token it returns and replays the request. A real Escalator runs an
 // authorization code flow and asks the user.
-func ExampleTransport_escalator() {
+func ExampleWithEscalator() {
 	api := exampleAPI()
 	defer api.Close()
 
-	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"}, stepup.WithScopes("files:read"))
-	if err != nil {
-		log.Fatal(err)
-	}
 	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		fmt.Printf("escalating (%s): requesting %q\n", req.Reason, req.Scopes)
 		return &stepup.Grant{Token: &oauth2.Token{AccessToken: "write-token"}}, nil
 	})
-	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
+	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"},
+		stepup.WithScopes("files:read"), stepup.WithEscalator(escalator))
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 
 	resp, err := client.Get(api.URL + "/files/write")
 	if err != nil {
@@ -98,18 +99,18 @@ func ExampleCheckRetry() {
 	api := exampleAPI()
 	defer api.Close()
 
-	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"})
-	if err != nil {
-		log.Fatal(err)
-	}
 	asked := 0
 	decline := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		asked++
 		return nil, fmt.Errorf("the user closed the consent page: %w", stepup.ErrDeclined)
 	})
+	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"}, stepup.WithEscalator(decline))
+	if err != nil {
+		log.Fatal(err)
+	}
 	client := retryablehttp.NewClient()
 	client.Logger = nil
-	client.HTTPClient = &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: decline}}
+	client.HTTPClient = &http.Client{Transport: &stepup.Transport{Source: ts}}
 	client.CheckRetry = stepup.CheckRetry(retryablehttp.DefaultRetryPolicy)
 
 	_, err = client.Get(api.URL + "/files/write")

@@ -316,7 +316,7 @@ func (rt *roundTrip) refresh(ctx context.Context, c *challenge, s *snapshot) err
 	case !errors.Is(err, ErrNoRefreshToken) && !grantGone(err):
 		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.where()), slog.String("error", err.Error()))...)
 		return err
-	case rt.t.Escalator == nil:
+	case rt.ts.escalator == nil:
 		return err
 	}
 	rt.t.event(ctx, slog.LevelInfo, "stepup: re-authorizing", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)

@@ -9,22 +9,11 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"time"
 )
 
-// Defaults of the [Transport]'s limits.
-const (
-	// DefaultMaxReplays is how many times a request is replayed at most
-	// after remedying its challenges.
-	DefaultMaxReplays = 2
-	// DefaultExhaustedTTL is how long a challenge that came straight back
-	// after its escalation, or whose escalation was declined, is not
-	// escalated again while the granted scopes stay the same.
-	DefaultExhaustedTTL = 10 * time.Minute
-	// DefaultEscalationTimeout is how long an escalation may run: long
-	// enough for a person to read a consent page and log in.
-	DefaultEscalationTimeout = 5 * time.Minute
-)
+// defaultMaxReplays is how many times a request is replayed at most after
+// remedying its challenges, unless [Transport.MaxReplays] says otherwise.
+const defaultMaxReplays = 2
 
 // maxDrain is the longest challenge response body read before it is closed
 // for a replay: enough to reuse the connection after a typical error body,
@@ -41,27 +30,17 @@ type DPoPNonceFunc func(req *http.Request, nonce string) error
 
 // Transport is an [http.RoundTripper] that authorizes requests with the
 // token of a [TokenSource] and answers the OAuth challenges
-// (WWW-Authenticate, RFC 9110 §11) of the responses, as the package
-// documentation's behaviour table says: it refreshes a rejected token,
-// asks its [Escalator] for a new authorization where only one can help,
-// and replays the request with the new token.
+// (WWW-Authenticate, RFC 9110 §11) of the responses as the package
+// documentation's behaviour table says, under its guard: it refreshes a
+// rejected token, has the source's [Escalator] obtain a new authorization
+// where only one can help, and replays the request with the new token. A
+// challenge it does not act on comes back as the response, untouched and
+// unread; one it acted on and could not cure, as a [*ChallengeError].
 //
-// A challenge it does not act on (malformed, over a parser limit, from
-// another origin than the resource's, an error code it does not answer, an
-// escalation with no Escalator) comes back as the response, untouched and
-// unread. A challenge it acted on and could not cure comes back as a
-// [*ChallengeError]: the Escalator failed or the user declined, or the
-// guard stopped a remedy already tried. The guard bounds the work: each
-// challenge is remedied at most once per request, a request is replayed at
-// most MaxReplays times, and a challenge that came straight back after its
-// escalation, or whose escalation was declined, is not escalated again for
-// ExhaustedTTL unless the granted scopes change.
-//
-// The Transport is policy: the remedies themselves run on its Source, which
-// any number of Transports may share. Requests rejected with the same token
-// share one refresh; one escalation runs at a time for the resource, and
-// requests that draw the same challenge share it. No lock is held while a
-// request is in flight.
+// The remedies, and the escalation policy, are the Source's, which any
+// number of Transports may share (see the package documentation,
+// "Concurrency and timeouts"); a Transport's fields say only how it reads
+// responses and replays its own requests.
 //
 // The token is attached only to requests for the origin (scheme, host and
 // port) of the source's resource, so a redirect hop to another origin goes
@@ -83,27 +62,11 @@ type Transport struct {
 	// Source holds the token and runs the remedies. It is required.
 	Source *TokenSource
 
-	// Escalator obtains new authorizations. When nil, challenges that need
-	// one are returned untouched.
-	Escalator Escalator
-
 	// MaxReplays caps how often one request is replayed. Zero means
-	// DefaultMaxReplays. A negative value turns replays off, and with them
+	// 2. A negative value turns replays off, and with them
 	// the answering of challenges: responses come back untouched, and the
 	// Transport only attaches tokens.
 	MaxReplays int
-
-	// ExhaustedTTL is how long an exhausted or declined challenge is not
-	// escalated again. Zero means DefaultExhaustedTTL.
-	ExhaustedTTL time.Duration
-
-	// EscalationTimeout bounds an escalation this Transport starts. The
-	// escalation does not end with the request that started it: a
-	// request whose context ends (an [http.Client] Timeout, say) stops
-	// waiting, but the escalation goes on and installs its grant, so that
-	// a person who consents after the request gave up is not asked again
-	// on the next one. Zero means DefaultEscalationTimeout.
-	EscalationTimeout time.Duration
 
 	// StrictInsufficientScope, when set, stops a 403 Bearer challenge that
 	// carries scope but no error from counting as insufficient_scope. By
@@ -185,23 +148,9 @@ func (t *Transport) base() http.RoundTripper {
 // gets here: such a Transport answers no challenge.
 func (t *Transport) maxReplays() int {
 	if t.MaxReplays == 0 {
-		return DefaultMaxReplays
+		return defaultMaxReplays
 	}
 	return t.MaxReplays
-}
-
-func (t *Transport) exhaustedTTL() time.Duration {
-	if t.ExhaustedTTL <= 0 {
-		return DefaultExhaustedTTL
-	}
-	return t.ExhaustedTTL
-}
-
-func (t *Transport) escalationTimeout() time.Duration {
-	if t.EscalationTimeout <= 0 {
-		return DefaultEscalationTimeout
-	}
-	return t.EscalationTimeout
 }
 
 func (t *Transport) event(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
@@ -522,11 +471,11 @@ func (rt *roundTrip) renewed() bool {
 func (rt *roundTrip) unanswerable(c *challenge, s *snapshot) string {
 	switch c.action {
 	case actEscalate:
-		if rt.t.Escalator == nil && !rt.newerToken(s) {
+		if rt.ts.escalator == nil && !rt.newerToken(s) {
 			return "no Escalator"
 		}
 	case actRefresh:
-		if rt.t.Escalator == nil && !rt.newerToken(s) && !rt.ts.canRefresh(s.gen) {
+		if rt.ts.escalator == nil && !rt.newerToken(s) && !rt.ts.canRefresh(s.gen) {
 			return "no Escalator, and the token cannot be refreshed"
 		}
 	}

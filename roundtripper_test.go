@@ -329,9 +329,10 @@ func (w *world) source(tok *oauth2.Token, opts ...stepup.TokenSourceOption) *ste
 	return ts
 }
 
-// transport returns a stepup Transport over the world's base transport.
-func (w *world) transport(ts *stepup.TokenSource, esc stepup.Escalator) *stepup.Transport {
-	return &stepup.Transport{Base: w.base, Source: ts, Escalator: esc}
+// transport returns a stepup Transport for ts over the world's base
+// transport.
+func (w *world) transport(ts *stepup.TokenSource) *stepup.Transport {
+	return &stepup.Transport{Base: w.base, Source: ts}
 }
 
 // protect serves path the way an RFC 6750 resource server does, demanding
@@ -594,9 +595,9 @@ func TestSeedInsufficientScopeEscalatesWithoutRefresh(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/files/write", "files:read", "files:write")
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok, stepup.WithScopes("files:read"))
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(tok, stepup.WithScopes("files:read"), stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	status, body := w.mustGet(c, "/files/write")
 
@@ -629,9 +630,9 @@ func TestEscalationScopesAreRequestedGrantedAndChallenged(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/admin", "admin")
 	tok := w.as.issue(true, "files:read", "profile")
-	ts := w.source(tok, stepup.WithScopes("openid", "files:read"))
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(tok, stepup.WithScopes("openid", "files:read"), stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	status, _ := w.mustGet(c, "/admin")
 
@@ -662,7 +663,7 @@ func TestInvalidTokenConcurrentRequestsRefreshOnce(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	w.as.revoke(tok) // the resource server no longer takes it; the client cannot know
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 
 	statuses := make(chan int, n)
 	start := make(chan struct{})
@@ -721,7 +722,7 @@ func TestThousandConcurrentRequestsOneEscalation(t *testing.T) {
 	})
 	esc := newEscalator(w)
 	esc.gate = all // the escalation completes only after every request drew the 403
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 	var ok atomic.Int32
 	start := make(chan struct{})
@@ -754,7 +755,7 @@ func TestSame403AfterEscalationStops(t *testing.T) {
 	w.protect("/admin", "admin")
 	w.as.setGrantFor(func(stepup.Scopes) stepup.Scopes { return stepup.Scopes{"files:read"} }) // never grants admin
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 	ce := w.mustStop(c, "/admin", stepup.ErrExhausted)
 
@@ -780,7 +781,7 @@ func TestAlways403ManyRequestsAtMostTwoEscalations(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(nil), esc)}
+	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithEscalator(esc)))}
 
 	for range 20 {
 		ce := w.mustStop(c, "/mcp", stepup.ErrExhausted)
@@ -812,7 +813,8 @@ func TestExhaustedChallengeLapsesWithTTLOrNewGrant(t *testing.T) {
 		return out
 	})
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc))
+	tr := w.transport(ts)
 	c := &http.Client{Transport: tr}
 
 	w.mustStop(c, "/admin", stepup.ErrExhausted)
@@ -828,7 +830,7 @@ func TestExhaustedChallengeLapsesWithTTLOrNewGrant(t *testing.T) {
 	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(3), esc.calls.Load())
 
-	tr.ExhaustedTTL = time.Nanosecond // every entry has lapsed by the next request
+	ts.SetExhaustedTTL(time.Nanosecond) // every entry has lapsed by the next request
 	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(4), esc.calls.Load(), "lapsed: escalated once more")
 }
@@ -844,7 +846,7 @@ func TestEndless403WithChangingScopesIsBounded(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))}
 
 	ce := w.mustStop(c, "/x", stepup.ErrReplayLimit)
 
@@ -866,7 +868,7 @@ func TestPingPong401And403IsBounded(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 	tr.MaxReplays = 10 // the per-challenge guard, not the replay cap, must stop it
 	c := &http.Client{Transport: tr}
 
@@ -892,7 +894,7 @@ func TestEscalationFlightPanicIsChallengeError(t *testing.T) {
 		}
 	}
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 
 	_, err := w.get(&http.Client{Transport: tr}, "/write")
@@ -918,8 +920,8 @@ func TestEscalationOutlivesItsCaller(t *testing.T) {
 	esc := newEscalator(w)
 	esc.entered = make(chan *stepup.EscalationRequest, 1)
 	esc.gate = make(chan struct{})
-	ts := w.source(w.as.issue(true, "files:read"))
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	ctx, cancel := context.WithCancel(w.ctx())
 	errc := make(chan error, 1)
@@ -968,8 +970,8 @@ func TestEscalationTimeout(t *testing.T) {
 	esc := newEscalator(w)
 	esc.entered = make(chan *stepup.EscalationRequest, 2)
 	esc.gate = make(chan struct{}) // never opened: the user never answers
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
-	tr.EscalationTimeout = time.Millisecond
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc), stepup.WithEscalationTimeout(time.Millisecond))
+	tr := w.transport(ts)
 	c := &http.Client{Transport: tr}
 
 	_, err := w.get(c, "/write")
@@ -979,7 +981,7 @@ func TestEscalationTimeout(t *testing.T) {
 	recv(t, esc.entered)
 
 	close(esc.gate)
-	tr.EscalationTimeout = 0 // the default: time enough for the login
+	ts.SetEscalationTimeout(0) // the default: time enough for the login
 	status, _ := w.mustGet(c, "/write")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(2), esc.calls.Load(), "a timed-out escalation is not remembered as declined")
@@ -1002,7 +1004,7 @@ func TestCancelledLeaderHandsOverToWaiter(t *testing.T) {
 			joined <- struct{}{}
 		}
 	}
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -1055,7 +1057,7 @@ func TestCrossOriginRedirectCarriesNoToken(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	esc := newEscalator(w)
 	tap := newLogTap()
-	tr := w.transport(w.source(tok), esc)
+	tr := w.transport(w.source(tok, stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -1115,7 +1117,7 @@ func TestChallengesNotActedOn(t *testing.T) {
 			})
 			esc := newEscalator(w)
 			tap := newLogTap()
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.Logger = slog.New(tap)
 			c := &http.Client{Transport: tr}
 
@@ -1165,7 +1167,7 @@ func TestPostBodyReplaysByteIdentical(t *testing.T) {
 				fmt.Fprint(rw, "called")
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.BufferBody = tc.buffer
 			c := &http.Client{Transport: tr}
 
@@ -1219,7 +1221,7 @@ func TestChallengeBodyDrainedOnlyWhenShort(t *testing.T) {
 				_, _ = rw.Write(bytes.Repeat([]byte("e"), tc.size))
 			})
 			counter := &hostileBodyCounter{base: w.base}
-			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read")), Escalator: newEscalator(w)}
+			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(newEscalator(w)))}
 			var mu sync.Mutex
 			var reused []bool // per send to the resource server
 			trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
@@ -1282,7 +1284,7 @@ func TestNonReplayableBodyRemediedNotResent(t *testing.T) {
 				}
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.BufferBody = tc.buffer
 			c := &http.Client{Transport: tr}
 
@@ -1320,7 +1322,7 @@ func TestStepUpAuthenticationGoesToEscalatorNeverRefresh(t *testing.T) {
 		fmt.Fprint(rw, "paid")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 	status, body := w.mustGet(c, "/pay")
 
@@ -1356,7 +1358,7 @@ func TestInsufficientClaimsGoesToEscalatorWithDecodedClaims(t *testing.T) {
 		fmt.Fprint(rw, "mail")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "mail.read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "mail.read"), stepup.WithEscalator(esc)))}
 
 	status, _ := w.mustGet(c, "/mail")
 
@@ -1422,7 +1424,7 @@ func TestDPoPNonce(t *testing.T) {
 			tok := w.as.issue(true, "a")
 			tok.TokenType = "DPoP"
 			esc := newEscalator(w)
-			tr := &stepup.Transport{Base: signer, Source: w.source(tok), Escalator: esc, DPoPNonce: signer.setNonce}
+			tr := &stepup.Transport{Base: signer, Source: w.source(tok, stepup.WithEscalator(esc)), DPoPNonce: signer.setNonce}
 			c := &http.Client{Transport: tr}
 
 			status, _ := w.mustGet(c, "/x")
@@ -1479,7 +1481,7 @@ func TestRefreshRotationAndOlderTokenReplay(t *testing.T) {
 	})
 	tok := w.as.issue(true, "files:read")
 	w.as.revoke(tok)
-	c := &http.Client{Transport: w.transport(w.source(tok), newEscalator(w))}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(newEscalator(w))))}
 
 	// The slow request goes out with the first token and is held.
 	slow := make(chan int, 1)
@@ -1518,7 +1520,7 @@ func TestIdenticalChallengeAfterRefreshStops(t *testing.T) {
 		w.challenge(rw, http.StatusUnauthorized, `Bearer error="invalid_token", error_description="attempt %s"`, r.Header.Get("Authorization")[7:12])
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))}
 
 	ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
@@ -1556,10 +1558,11 @@ func TestInvalidTokenWithoutRefreshReauthorizes(t *testing.T) {
 			tok := w.as.issue(tc.withRefresh, "files:read")
 			w.as.revoke(tok)
 			esc := newEscalator(w)
-			tr := w.transport(w.source(tok), nil)
+			var opts []stepup.TokenSourceOption
 			if tc.escalator {
-				tr.Escalator = esc
+				opts = append(opts, stepup.WithEscalator(esc))
 			}
+			tr := w.transport(w.source(tok, opts...))
 			c := &http.Client{Transport: tr}
 
 			if tc.wantErr != nil {
@@ -1593,13 +1596,13 @@ func Test401WithoutErrorCode(t *testing.T) {
 	tok := w.as.issue(true, "a")
 	w.as.revoke(tok)
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 	status, _ := w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load(), "treated as invalid_token")
 	assert.Zero(t, esc.calls.Load())
 
-	c = &http.Client{Transport: w.transport(w.source(nil), esc)}
+	c = &http.Client{Transport: w.transport(w.source(nil, stepup.WithEscalator(esc)))}
 	status, _ = w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(1), esc.calls.Load())
@@ -1620,7 +1623,7 @@ func Test401WithoutChallenge(t *testing.T) {
 		rw.WriteHeader(http.StatusUnauthorized)
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithScopes("files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithScopes("files:read"), stepup.WithEscalator(esc)))}
 	status, _ := w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(1), esc.calls.Load())
@@ -1631,7 +1634,7 @@ func Test401WithoutChallenge(t *testing.T) {
 
 	tok := w.as.issue(true, "a")
 	w.as.revoke(tok)
-	c = &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c = &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 	status, _ = w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load())
@@ -1700,7 +1703,7 @@ func TestRemedyPerChallenge(t *testing.T) {
 				tok = w.as.issue(tc.refreshToken, "files:read")
 			}
 			esc := newEscalator(w)
-			c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+			c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 
 			if tc.stopped {
 				ce := w.mustStop(c, "/x", stepup.ErrExhausted)
@@ -1732,7 +1735,7 @@ func TestErrorCodeWinsOverStatus(t *testing.T) {
 		fmt.Fprint(rw, "ok")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))}
 
 	status, _ := w.mustGet(c, "/x")
 
@@ -1760,7 +1763,7 @@ func TestBare403WithScope(t *testing.T) {
 				fmt.Fprint(rw, "ok")
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 			tr.StrictInsufficientScope = strict
 			c := &http.Client{Transport: tr}
 
@@ -1804,7 +1807,7 @@ func TestResourceMetadataValidatedForEscalator(t *testing.T) {
 				fmt.Fprint(rw, "ok")
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 			tr.AllowCrossOriginMetadata = tc.crossOrigin
 			c := &http.Client{Transport: tr}
 
@@ -1828,7 +1831,8 @@ func TestDeclinedEscalationIsRemembered(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	esc := newEscalator(w)
 	esc.decline.Store(true)
-	tr := w.transport(w.source(tok), esc)
+	ts := w.source(tok, stepup.WithEscalator(esc))
+	tr := w.transport(ts)
 	c := &http.Client{Transport: tr}
 
 	_, err := w.get(c, "/write")
@@ -1852,7 +1856,7 @@ func TestDeclinedEscalationIsRemembered(t *testing.T) {
 	}
 	assert.Equal(t, int32(1), esc.calls.Load(), "the user was asked again")
 
-	tr.ExhaustedTTL = time.Nanosecond
+	ts.SetExhaustedTTL(time.Nanosecond)
 	_, err = w.get(c, "/write")
 	assert.ErrorIs(t, err, stepup.ErrDeclined)
 	assert.Equal(t, int32(2), esc.calls.Load(), "asked again after the TTL")
@@ -1872,7 +1876,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	leaky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		return nil, fmt.Errorf("login failed for %s (refresh %s)", req.RejectedToken.AccessToken, req.RejectedToken.RefreshToken)
 	})
-	tr := w.transport(w.source(tok), leaky)
+	tr := w.transport(w.source(tok, stepup.WithEscalator(leaky)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 	// The escalation's goroutine logs its end after it has handed the
@@ -1900,7 +1904,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	panicky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		panic("cannot use " + req.RejectedToken.AccessToken)
 	})
-	tr2 := w.transport(w.source(w.as.issue(true, "files:read")), panicky)
+	tr2 := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(panicky)))
 	tr2.Logger = slog.New(tap)
 	_, err = w.get(&http.Client{Transport: tr2}, "/write")
 	require.ErrorAs(t, err, &ee)
@@ -1924,7 +1928,7 @@ func TestEscalationRequestPrintsWithoutToken(t *testing.T) {
 		seen = req
 		return nil, stepup.ErrDeclined
 	})
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 	_, err := w.get(c, "/write")
 	require.ErrorIs(t, err, stepup.ErrDeclined)
 	require.NotNil(t, seen)
@@ -1944,7 +1948,7 @@ func TestCallerRequestNotModified(t *testing.T) {
 	w := newWorld(t)
 	w.protect("POST /tools", "tools:call")
 	esc := newEscalator(w)
-	c := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	c := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	body := strings.NewReader("payload")
 	req, err := http.NewRequestWithContext(w.ctx(), http.MethodPost, w.rs.URL+"/tools", body)
 	require.NoError(t, err)
@@ -1972,9 +1976,9 @@ func TestComposeAboveOAuth2Transport(t *testing.T) {
 	w.protect("/files", "files:read")
 	w.protect("/write", "files:read", "files:write")
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok)
 	esc := newEscalator(w)
-	tr := &stepup.Transport{Base: &oauth2.Transport{Source: ts, Base: w.base}, Source: ts, Escalator: esc}
+	ts := w.source(tok, stepup.WithEscalator(esc))
+	tr := &stepup.Transport{Base: &oauth2.Transport{Source: ts, Base: w.base}, Source: ts}
 	c := &http.Client{Transport: tr}
 
 	status, _ := w.mustGet(c, "/write")
@@ -1996,7 +2000,7 @@ func TestComposeAboveOAuth2Transport(t *testing.T) {
 func TestComposeUnderRetryableHTTP(t *testing.T) {
 	newClient := func(w *world, esc stepup.Escalator, check retryablehttp.CheckRetry) *retryablehttp.Client {
 		rc := retryablehttp.NewClient()
-		rc.HTTPClient = &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+		rc.HTTPClient = &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 		rc.RetryMax = 4
 		rc.RetryWaitMin, rc.RetryWaitMax = time.Millisecond, time.Millisecond
 		rc.Logger = nil
@@ -2060,7 +2064,7 @@ func TestTransportLimits(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 	tr.MaxReplays = -1
 	status, _ := w.mustGet(&http.Client{Transport: tr}, "/write")
 	assert.Equal(t, http.StatusForbidden, status)
@@ -2077,7 +2081,7 @@ func TestExpiredTokenRefreshedBeforeSending(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	tok.Expiry = time.Now().Add(-time.Minute)
 	w.as.revoke(tok)
-	c := &http.Client{Transport: w.transport(w.source(tok), nil)}
+	c := &http.Client{Transport: w.transport(w.source(tok))}
 
 	status, _ := w.mustGet(c, "/files")
 

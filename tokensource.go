@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/stepup-go/stepup/internal/netguard"
 	"golang.org/x/oauth2"
@@ -59,6 +60,50 @@ func WithIssuer(iss string) TokenSourceOption {
 	return func(s *TokenSource) { s.issuer = iss }
 }
 
+// Defaults of the source's escalation policy.
+const (
+	// defaultExhaustedTTL is how long a challenge that came straight back
+	// after its escalation, or whose escalation was declined, is not
+	// escalated again while the granted scopes stay the same.
+	defaultExhaustedTTL = 10 * time.Minute
+	// defaultEscalationTimeout is how long an escalation may run: long
+	// enough for a person to read a consent page and log in.
+	defaultEscalationTimeout = 5 * time.Minute
+)
+
+// WithEscalator makes e obtain the source's new authorizations, for every
+// [Transport] using the source. Without one, a challenge that only a new
+// authorization can cure comes back to the caller untouched.
+func WithEscalator(e Escalator) TokenSourceOption {
+	return func(s *TokenSource) { s.escalator = e }
+}
+
+// WithExhaustedTTL sets how long a challenge that came straight back after
+// its escalation, or whose escalation was declined, is not escalated again
+// while the granted scopes stay the same (see the package documentation,
+// "The guard"). Zero or less means 10 minutes.
+func WithExhaustedTTL(d time.Duration) TokenSourceOption {
+	return func(s *TokenSource) {
+		if d > 0 {
+			s.exhaustedTTL = d
+		}
+	}
+}
+
+// WithEscalationTimeout bounds each escalation. An escalation does not end
+// with the request that started it: a request whose context ends (an
+// [http.Client] Timeout, say) stops waiting, but the escalation goes on and
+// installs its grant, so that a person who consents after the request gave
+// up is not asked again on the next one. Zero or less means 5 minutes:
+// long enough for a person to read a consent page and log in.
+func WithEscalationTimeout(d time.Duration) TokenSourceOption {
+	return func(s *TokenSource) {
+		if d > 0 {
+			s.escalationTimeout = d
+		}
+	}
+}
+
 // WithScopes records the scopes the initial token was requested with. They
 // are the base of every escalation's scope union and, when the token
 // response carried no scope, the granted set (RFC 6749 §5.1).
@@ -67,13 +112,12 @@ func WithScopes(scopes ...string) TokenSourceOption {
 }
 
 // TokenSource is the one authority for the grant of one protected resource.
-// It holds the current token, the scopes requested and granted, and how to
-// refresh; and it runs the remedies a [Transport] decides on: at most one
-// refresh per token, and one escalation at a time for the resource, so that
-// a person sees one consent prompt at a time. It remembers the challenges
-// whose escalation was declined or came straight back, so that nobody is
-// asked in a loop. Any number of Transports, and [oauth2.Transport]s, can
-// share one source: they share one set of remedies.
+// It holds the current token, the scopes requested and granted, how to
+// refresh and the escalation policy ([WithEscalator], [WithExhaustedTTL],
+// [WithEscalationTimeout]), and it runs the remedies a [Transport] decides
+// on, as the package documentation says ("The guard", "Concurrency and
+// timeouts"). Any number of Transports, and [oauth2.Transport]s, can share
+// one source: they share one set of remedies and one policy.
 //
 // Every token installed, by refresh, escalation or [TokenSource.Set],
 // starts a new generation. A rejected request is matched against the
@@ -91,6 +135,12 @@ type TokenSource struct {
 	// spell it the same, which matchesOrigin checks before splitting ports.
 	hostport string
 	store    Store // nil: the grant lives in this source alone
+
+	// The escalation policy, fixed when the source is made: the one
+	// authority for the grant runs it, whichever Transport asks.
+	escalator         Escalator // nil: no escalation
+	exhaustedTTL      time.Duration
+	escalationTimeout time.Duration
 
 	// mu guards the state below. It is never held across a network call
 	// or a call of user code.
@@ -124,7 +174,7 @@ type TokenSource struct {
 // NewTokenSource returns a source for the protected resource identified by
 // resource, its canonical URI (RFC 8707 §2; MCP authorization, "Canonical
 // Server URI"), starting with tok, which may be nil: the first request then
-// goes out without a token and the [Transport]'s [Escalator] is asked for
+// goes out without a token and the source's [Escalator] is asked for
 // the first authorization.
 //
 // The resource must be an absolute http or https URI without fragment; plain
@@ -146,7 +196,8 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 	if o.scheme == "http" && !netguard.IsLoopbackHost(o.host) {
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
-	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host)}
+	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host),
+		exhaustedTTL: defaultExhaustedTTL, escalationTimeout: defaultEscalationTimeout}
 	s.snap.Store(&snapshot{})
 	s.refreshes.timeout = refreshTimeout
 	for _, opt := range opts {
@@ -175,8 +226,8 @@ func (s *TokenSource) Token() (*oauth2.Token, error) {
 //
 // An expired token that cannot be refreshed, because it has no refresh
 // token or the authorization server refused it (invalid_grant), is
-// returned as it is: the resource's 401 then tells a [Transport] to ask its
-// [Escalator] for a new authorization, also when an [oauth2.Transport]
+// returned as it is: the resource's 401 then tells a [Transport] to have
+// the [Escalator] obtain a new authorization, also when an [oauth2.Transport]
 // below it uses this source. A refresh that failed for another reason (the
 // token endpoint is down, say) returns an error wrapping
 // [ErrRefreshFailed]. The returned token must not be modified.

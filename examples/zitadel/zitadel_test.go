@@ -100,14 +100,14 @@ func TestStepUpAgainstZitadel(t *testing.T) {
 
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
-	ts, err := stepup.NewTokenSource(rs.URL+"/mcp", nil)
-	require.NoError(t, err)
 	esc := &authcode.Escalator{
 		Receiver:  &authcode.Loopback{Open: open},
 		Client:    prov.Client,
 		Discovery: disc,
 	}
-	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: esc}}
+	ts, err := stepup.NewTokenSource(rs.URL+"/mcp", nil, stepup.WithEscalator(esc))
+	require.NoError(t, err)
+	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 
 	get := func(path string) string {
 		resp, err := client.Get(rs.URL + path)

@@ -108,16 +108,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // session runs the scenario's client steps.
 func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string, sc scenarioContext, logger *slog.Logger, stdout io.Writer) error {
-	ts, err := stepup.NewTokenSource(serverURL, nil)
+	esc := newEscalator(sc)
+	defer esc.Discovery.CloseIdleConnections()
+	ts, err := stepup.NewTokenSource(serverURL, nil, stepup.WithEscalator(esc))
 	if err != nil {
 		return err
 	}
-	esc := newEscalator(sc)
-	defer esc.Discovery.CloseIdleConnections()
 	hc := &http.Client{Transport: &stepup.Transport{
-		Source:    ts,
-		Escalator: esc,
-		Logger:    logger,
+		Source: ts,
+		Logger: logger,
 	}}
 	s, err := mcpclient.Connect(ctx, sdk, serverURL, hc, mcpclient.Options{ProtocolVersion: protocol})
 	if err != nil {
