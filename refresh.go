@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/stepup-go/stepup/internal/httpretry"
 	"golang.org/x/oauth2"
 )
 
@@ -41,25 +42,16 @@ func grantGone(err error) bool {
 	return errors.Is(err, ErrInvalidGrant) || errors.As(err, &re) && re.ErrorCode == "invalid_grant"
 }
 
-// Retries of a refresh request that failed for a reason that may pass: a
-// 5xx or 429 answer, or a network error. A rotating refresh token makes a
-// retry after an answer was lost a reuse, which an authorization server may
-// punish; a 5xx or a refused connection says the request was not served,
-// and a few quick retries keep a hiccup from failing the call.
-const (
-	refreshRetryMax     = 3
-	refreshRetryWaitMin = 100 * time.Millisecond
-	refreshRetryWaitMax = time.Second
-)
-
 // RefreshWithConfig returns a [RefreshFunc] that refreshes through c, the
 // refresh_token grant of [oauth2.Config.TokenSource], adding the RFC 8707
 // resource parameter, which x/oauth2 has no option for. As with x/oauth2,
 // the token request goes through the [*http.Client] of the context under
 // [oauth2.HTTPClient], if any, else [http.DefaultClient]. A request that
-// gets a 5xx or 429 answer or a network error is retried up to three times
-// with exponential backoff of at most a second between tries (through
-// go-retryablehttp); a 4xx answer is never retried.
+// gets a 5xx (but 501) or 429 answer or a network error is retried up to
+// three times with exponential backoff of at most a second between tries
+// (through go-retryablehttp); a 4xx answer is never retried. Retrying is
+// safe here, unlike for an authorization code: the refresh token is the
+// one the next try would present anyway.
 func RefreshWithConfig(c *oauth2.Config) RefreshFunc {
 	return func(ctx context.Context, tok *oauth2.Token, resource string) (*oauth2.Token, error) {
 		expired := *tok
@@ -75,28 +67,14 @@ func refreshContext(ctx context.Context, resource string) context.Context {
 	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
 		base = hc
 	}
-	retrying := &retryablehttp.Client{
-		HTTPClient:   base,
-		RetryWaitMin: refreshRetryWaitMin,
-		RetryWaitMax: refreshRetryWaitMax,
-		RetryMax:     refreshRetryMax,
-		CheckRetry:   retryablehttp.DefaultRetryPolicy,
-		Backoff:      cappedBackoff,
-		// The last answer goes to x/oauth2, which turns it into an
-		// *oauth2.RetrieveError with the server's error code.
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	// The last answer goes to x/oauth2, which turns it into an
+	// *oauth2.RetrieveError with the server's error code.
+	retrying := httpretry.New(base, httpretry.TokenPolicy(httpretry.RefreshToken), httpretry.Max, httpretry.WaitMin, httpretry.WaitMax)
 	c := &http.Client{Transport: &resourceParamTransport{
 		base:     &retryablehttp.RoundTripper{Client: retrying},
 		resource: resource,
 	}}
 	return context.WithValue(ctx, oauth2.HTTPClient, c)
-}
-
-// cappedBackoff is retryablehttp's exponential backoff, which honours a
-// Retry-After header, capped at hi: a server may ask for an hour.
-func cappedBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-	return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), hi)
 }
 
 // maxTokenRequestBody bounds the token request body resourceParamTransport

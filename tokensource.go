@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stepup-go/stepup/internal/netguard"
+	"github.com/stepup-go/stepup/internal/weborigin"
 	"golang.org/x/oauth2"
 )
 
@@ -129,7 +130,7 @@ func WithScopes(scopes ...string) TokenSourceOption {
 // Create one with [NewTokenSource].
 type TokenSource struct {
 	resource  string
-	origin    origin
+	origin    weborigin.Origin
 	originKey string // origin.String(), part of every challenge key
 	// hostport is the resource URL's Host in lower case: most request URLs
 	// spell it the same, which matchesOrigin checks before splitting ports.
@@ -189,11 +190,11 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 	if u.Fragment != "" || strings.HasSuffix(resource, "#") {
 		return nil, fmt.Errorf("stepup: resource %q has a fragment (RFC 8707 §2)", resource)
 	}
-	o, ok := originOf(u)
+	o, ok := weborigin.Of(u)
 	if !ok {
 		return nil, fmt.Errorf("stepup: resource %q is not an absolute http(s) URI", resource)
 	}
-	if o.scheme == "http" && !netguard.IsLoopbackHost(o.host) {
+	if o.Scheme == "http" && !netguard.IsLoopbackHost(o.Host) {
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
 	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host),
@@ -406,8 +407,8 @@ func scopeExtra(tok *oauth2.Token) (Scopes, bool) {
 // the resource's, the common case, is matched without splitting host and
 // port.
 func (s *TokenSource) matchesOrigin(u *url.URL) bool {
-	if u != nil && u.Host == s.hostport && u.Scheme == s.origin.scheme {
+	if u != nil && u.Host == s.hostport && u.Scheme == s.origin.Scheme {
 		return true
 	}
-	return s.origin.matches(u)
+	return s.origin.Matches(u)
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/internal/netguard"
 )
 
 // authServer is an OAuth 2.0 authorization server for the tests, on
@@ -277,7 +277,7 @@ func redirectAllowed(c *asClient, uri string) bool {
 		a, err1 := url.Parse(reg)
 		b, err2 := url.Parse(uri)
 		if err1 == nil && err2 == nil && a.Scheme == "http" && b.Scheme == "http" && a.Hostname() == b.Hostname() &&
-			discovery.IsLoopbackHost(a.Hostname()) && a.Path == b.Path && a.RawQuery == b.RawQuery {
+			netguard.IsLoopbackHost(a.Hostname()) && a.Path == b.Path && a.RawQuery == b.RawQuery {
 			return true
 		}
 	}
