@@ -30,19 +30,20 @@ import (
 // ended with. A quoted-string never spans lines, and the recovery after a
 // syntax error stops at the end of its line.
 
-// Limits on a WWW-Authenticate header. Real servers send a few hundred bytes
-// and one or two challenges; these bounds are far above that and keep the work
-// done on a hostile header small and linear in its size.
+// Limits on a WWW-Authenticate header, which [ParseChallenges]
+// documents. Real servers send a few hundred bytes and one or two
+// challenges; these bounds are far above that and keep the work done on a
+// hostile header small and linear in its size.
 const (
-	// MaxChallengeHeaderBytes caps the total length of all field lines.
-	MaxChallengeHeaderBytes = 16 << 10
-	// MaxChallenges caps the challenges in one header.
-	MaxChallenges = 32
-	// MaxChallengeParams caps the auth-params of one challenge.
-	MaxChallengeParams = 32
-	// MaxEmptyListElements caps the empty list elements (",," or empty
+	// maxChallengeHeaderBytes caps the total length of all field lines.
+	maxChallengeHeaderBytes = 16 << 10
+	// maxChallenges caps the challenges in one header.
+	maxChallenges = 32
+	// maxChallengeParams caps the auth-params of one challenge.
+	maxChallengeParams = 32
+	// maxEmptyListElements caps the empty list elements (",," or empty
 	// field lines) that RFC 9110 §5.6.1.2 asks recipients to skip.
-	MaxEmptyListElements = 64
+	maxEmptyListElements = 64
 )
 
 // SyntaxError describes why a challenge is malformed. It matches
@@ -60,19 +61,18 @@ func (e *SyntaxError) Error() string {
 // Is reports whether target is [ErrMalformedChallenge].
 func (e *SyntaxError) Is(target error) bool { return target == ErrMalformedChallenge }
 
-// LimitError reports the limit a header exceeded. It matches
-// [ErrChallengeLimit] with [errors.Is].
-type LimitError struct {
-	Limit string // the name of the constant, e.g. "MaxChallenges"
+// limitError reports the limit a header exceeded. It matches
+// [ErrChallengeLimit].
+type limitError struct {
+	Limit string // the limit's name, e.g. "MaxChallenges"
 	Max   int    // its value
 }
 
-func (e *LimitError) Error() string {
+func (e *limitError) Error() string {
 	return fmt.Sprintf("stepup: challenge header over limit %s (%d)", e.Limit, e.Max)
 }
 
-// Is reports whether target is [ErrChallengeLimit].
-func (e *LimitError) Is(target error) bool { return target == ErrChallengeLimit }
+func (e *limitError) Is(target error) bool { return target == ErrChallengeLimit }
 
 // Param is one auth-param of a [Challenge].
 type Param struct {
@@ -150,29 +150,31 @@ func writeParamValue(b *strings.Builder, v string) {
 	b.WriteByte('"')
 }
 
-// ParseChallenges parses every WWW-Authenticate field line of h (never only
-// the first, RFC 9110 §11.6.1).
-func ParseChallenges(h http.Header) ([]Challenge, error) {
-	// The key is spelled in canonical form so that the lookup does not
-	// allocate a canonical copy of it.
-	return ParseChallengeValues(h.Values("Www-Authenticate")...)
-}
-
-// ParseChallengeValues parses the field lines of a WWW-Authenticate or
-// Proxy-Authenticate header, in order.
+// ParseChallenges parses every WWW-Authenticate field line of h, in order
+// (never only the first, RFC 9110 §11.6.1).
 //
 // A malformed challenge is returned with its Err set and parsing resumes at
 // the next list element, so it never hides a well-formed challenge elsewhere
-// in the header. The error is non-nil only when the header exceeds a limit
-// (a [*LimitError]); the challenges read up to that point are returned with
-// it, and a caller should act on none of them.
-func ParseChallengeValues(values ...string) ([]Challenge, error) {
+// in the header. The error is non-nil only when the header exceeds a limit,
+// and then matches [ErrChallengeLimit]: more than 16 KiB in all, more than
+// 32 challenges, more than 32 auth-params in one challenge, or more than 64
+// empty list elements. The challenges read up to that point are returned
+// with it, and a caller should act on none of them.
+func ParseChallenges(h http.Header) ([]Challenge, error) {
+	// The key is spelled in canonical form so that the lookup does not
+	// allocate a canonical copy of it.
+	return parseChallengeValues(h.Values("Www-Authenticate")...)
+}
+
+// parseChallengeValues parses the field lines of a WWW-Authenticate header,
+// in order, as [ParseChallenges] says.
+func parseChallengeValues(values ...string) ([]Challenge, error) {
 	total := 0
 	for _, v := range values {
 		total += len(v)
 	}
-	if total > MaxChallengeHeaderBytes {
-		return nil, &LimitError{Limit: "MaxChallengeHeaderBytes", Max: MaxChallengeHeaderBytes}
+	if total > maxChallengeHeaderBytes {
+		return nil, &limitError{Limit: "MaxChallengeHeaderBytes", Max: maxChallengeHeaderBytes}
 	}
 	p := parser{cur: -1}
 	var err error
@@ -227,9 +229,9 @@ func (p *parser) open(scheme string) error {
 		p.challenges, p.params = a.challenges[:0], a.params[:0]
 	}
 	p.close()
-	if len(p.challenges) == MaxChallenges {
+	if len(p.challenges) == maxChallenges {
 		p.cur = -1
-		return &LimitError{Limit: "MaxChallenges", Max: MaxChallenges}
+		return &limitError{Limit: "MaxChallenges", Max: maxChallenges}
 	}
 	p.challenges = append(p.challenges, Challenge{Scheme: scheme})
 	p.cur = len(p.challenges) - 1
@@ -273,8 +275,8 @@ func (p *parser) addParam(off int, name, value string) error {
 			return p.fail(off, "duplicate parameter "+q.Name)
 		}
 	}
-	if len(p.params)-p.first == MaxChallengeParams {
-		return &LimitError{Limit: "MaxChallengeParams", Max: MaxChallengeParams}
+	if len(p.params)-p.first == maxChallengeParams {
+		return &limitError{Limit: "MaxChallengeParams", Max: maxChallengeParams}
 	}
 	p.params = append(p.params, Param{Name: name, Value: value})
 	return nil
@@ -282,8 +284,8 @@ func (p *parser) addParam(off int, name, value string) error {
 
 func (p *parser) countEmpty() error {
 	p.empty++
-	if p.empty > MaxEmptyListElements {
-		return &LimitError{Limit: "MaxEmptyListElements", Max: MaxEmptyListElements}
+	if p.empty > maxEmptyListElements {
+		return &limitError{Limit: "MaxEmptyListElements", Max: maxEmptyListElements}
 	}
 	return nil
 }
@@ -675,24 +677,24 @@ type OAuthChallenge struct {
 	Algs []string
 }
 
-// ParamError reports an auth-param whose value breaks its specification, so
-// that the challenge must not be acted on. It matches
-// [ErrMalformedChallenge] with [errors.Is].
-type ParamError struct {
+// paramError reports an auth-param whose value breaks its specification,
+// so that the challenge must not be acted on. It matches
+// [ErrMalformedChallenge].
+type paramError struct {
 	Param  string
 	Reason string
 }
 
-func (e *ParamError) Error() string {
+func (e *paramError) Error() string {
 	return fmt.Sprintf("stepup: invalid %s parameter: %s", e.Param, e.Reason)
 }
 
-// Is reports whether target is [ErrMalformedChallenge].
-func (e *ParamError) Is(target error) bool { return target == ErrMalformedChallenge }
+func (e *paramError) Is(target error) bool { return target == ErrMalformedChallenge }
 
 // OAuth returns the typed view of a Bearer or DPoP challenge. It fails with
-// the challenge's own syntax error, with [ErrNotOAuth], or with a
-// [*ParamError] when scope, error or claims break their character sets
+// the challenge's own syntax error, with [ErrNotOAuth], or with an error
+// matching [ErrMalformedChallenge] when scope, error or claims break their
+// character sets
 // (RFC 6750 §3): such a challenge must not be acted on. An invalid
 // max_age is dropped rather than failing (RFC 9470 §3). Unknown parameters
 // are ignored (RFC 9110 §16.4.2).
@@ -717,7 +719,7 @@ func (o *OAuthChallenge) set(p Param) error {
 	switch strings.ToLower(p.Name) {
 	case "error":
 		if !isErrorCode(p.Value) {
-			return &ParamError{Param: "error", Reason: "character outside RFC 6750 §3 set"}
+			return &paramError{Param: "error", Reason: "character outside RFC 6750 §3 set"}
 		}
 		o.Error = p.Value
 	case "error_description":
@@ -774,9 +776,9 @@ func decodeClaims(s string) (json.RawMessage, error) {
 			continue
 		}
 		if !json.Valid(b) {
-			return nil, &ParamError{Param: "claims", Reason: "not JSON after base64 decoding"}
+			return nil, &paramError{Param: "claims", Reason: "not JSON after base64 decoding"}
 		}
 		return b, nil
 	}
-	return nil, &ParamError{Param: "claims", Reason: "not base64"}
+	return nil, &paramError{Param: "claims", Reason: "not base64"}
 }

@@ -52,10 +52,9 @@ var (
 	// ErrNoToken is returned by [TokenSource.Token] while the source holds
 	// no token yet: the first authorization has not happened.
 	ErrNoToken = errors.New("stepup: no token yet")
-	// ErrNoRefreshToken is returned by [TokenSource.Refresh] when the
-	// current token carries no refresh token, or the source has no way to
-	// refresh (see [WithOAuth2Config], [WithRefreshFunc] and
-	// [Grant.Refresh]).
+	// ErrNoRefreshToken says that a rejected token could not be refreshed:
+	// it carries no refresh token, or the source has no way to refresh
+	// (see [WithOAuth2Config], [WithRefreshFunc] and [Grant.Refresh]).
 	ErrNoRefreshToken = errors.New("stepup: no refresh token")
 	// ErrInvalidGrant says that the authorization server refused a
 	// refresh token (invalid_grant, RFC 6749 §5.2): it expired, was
@@ -69,8 +68,8 @@ var (
 	// ErrMalformedChallenge is matched by the [SyntaxError] of a challenge
 	// that does not follow RFC 9110 §11. Such a challenge is never acted on.
 	ErrMalformedChallenge = errors.New("stepup: malformed challenge")
-	// ErrChallengeLimit is matched by the [LimitError] returned when a header
-	// exceeds one of the Max* limits of this package.
+	// ErrChallengeLimit is matched by the error of [ParseChallenges] when
+	// a header exceeds one of its limits.
 	ErrChallengeLimit = errors.New("stepup: challenge header over limit")
 	// ErrNotOAuth is returned by [Challenge.OAuth] for schemes other than
 	// Bearer and DPoP.

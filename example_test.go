@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/oauth2"
@@ -135,12 +136,12 @@ func ExampleNewTokenSource() {
 	defer tokenEndpoint.Close()
 	cfg := &oauth2.Config{ClientID: "cli", Endpoint: oauth2.Endpoint{TokenURL: tokenEndpoint.URL, AuthStyle: oauth2.AuthStyleInParams}}
 
-	expired := &oauth2.Token{AccessToken: "old-token", RefreshToken: "refresh-1"}
+	expired := &oauth2.Token{AccessToken: "old-token", RefreshToken: "refresh-1", Expiry: time.Now().Add(-time.Minute)}
 	ts, err := stepup.NewTokenSource("https://api.example.com/mcp", expired, stepup.WithOAuth2Config(cfg))
 	if err != nil {
 		log.Fatal(err)
 	}
-	tok, err := ts.Refresh(context.Background(), expired) // as after a 401 invalid_token
+	tok, err := ts.Token() // as a request finds it expired
 	if err != nil {
 		log.Fatal(err)
 	}

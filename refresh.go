@@ -232,35 +232,6 @@ func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token, resource
 	return f(ctx, tok, resource)
 }
 
-// Refresh returns a token newer than rejected, the token a resource server
-// refused. When the source already holds a newer token, because another
-// goroutine refreshed or an escalation installed one, it is returned without
-// a network call. Otherwise the current refresh token is redeemed, once for
-// all goroutines asking at the same time: a rotating refresh token is never
-// used twice (OAuth 2.1 §4.3.1). Refresh never widens the scope.
-//
-// It fails with [ErrNoRefreshToken] when there is nothing to refresh with,
-// with an error matching [ErrInvalidGrant] when the authorization server
-// refused the refresh token, and with one wrapping [ErrRefreshFailed]
-// otherwise. A caller whose ctx ends stops waiting, but the refresh goes on
-// (for up to a minute) and its token is installed: with a rotating refresh
-// token, a refresh abandoned after the server answered would lose the new
-// refresh token, and the grant with it.
-func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
-	if err := s.load(ctx); err != nil {
-		return nil, err
-	}
-	tok, gen, _ := s.current()
-	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
-		return tok, nil
-	}
-	if err := s.refreshFrom(ctx, gen); err != nil {
-		return nil, err
-	}
-	tok, _, _ = s.current()
-	return tok, nil
-}
-
 // canRefresh reports whether the token of generation gen, the current one,
 // can be refreshed.
 func (s *TokenSource) canRefresh(gen uint64) bool {

@@ -355,8 +355,13 @@ func concurrentRefresh(t *testing.T, e *env) {
 	if e.as.Features.RefreshRotation {
 		assert.NotEqual(t, tok.RefreshToken, now.RefreshToken, "rotated")
 	}
-	next, err := c.ts.Refresh(ctx, now)
+	// Expired here, it is refreshed with that refresh token.
+	expired := *now
+	expired.Expiry = time.Now().Add(-time.Minute)
+	c.ts.Set(&expired, requested)
+	next, err := c.ts.TokenContext(ctx)
 	require.NoError(t, err, "the grant stands")
+	require.NotEqual(t, now.AccessToken, next.AccessToken, "refreshed")
 	_, err = e.as.Verify(ctx, next.AccessToken)
 	require.NoError(t, err)
 }

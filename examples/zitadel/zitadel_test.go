@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -134,7 +135,11 @@ func TestStepUpAgainstZitadel(t *testing.T) {
 	// the provider keeps the grant's scope.
 	stepped, err := ts.Token()
 	require.NoError(t, err)
-	refreshed, err := ts.Refresh(context.Background(), stepped)
+	expired := *stepped
+	expired.Expiry = time.Now().Add(-time.Minute)
+	requested, _ := ts.Scopes()
+	ts.Set(&expired, requested)
+	refreshed, err := ts.Token()
 	require.NoError(t, err)
 	assert.NotEqual(t, stepped.AccessToken, refreshed.AccessToken)
 	assert.NotEqual(t, stepped.RefreshToken, refreshed.RefreshToken, "the provider rotates refresh tokens")
