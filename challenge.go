@@ -629,21 +629,21 @@ const byteClass = "" +
 	"\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04" +
 	"\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04"
 
-// OAuth auth-schemes.
+// The OAuth auth-schemes.
 const (
-	SchemeBearer = "Bearer" // RFC 6750
-	SchemeDPoP   = "DPoP"   // RFC 9449
+	schemeBearer = "Bearer" // RFC 6750
+	schemeDPoP   = "DPoP"   // RFC 9449
 )
 
-// OAuth error codes a protected resource puts in a challenge's error
-// parameter, and how the [Transport] answers each.
+// The error codes a protected resource puts in a challenge's error
+// parameter that the Transport answers (the package documentation's
+// behaviour table says how).
 const (
-	ErrorInvalidRequest                 = "invalid_request"                  // RFC 6750 §3.1: returned as is
-	ErrorInvalidToken                   = "invalid_token"                    // RFC 6750 §3.1: refresh, else re-authorize
-	ErrorInsufficientScope              = "insufficient_scope"               // RFC 6750 §3.1: escalate, never refresh
-	ErrorInsufficientUserAuthentication = "insufficient_user_authentication" // RFC 9470 §3: escalate with acr_values / max_age
-	ErrorInsufficientClaims             = "insufficient_claims"              // claims challenge (CAE): escalate with claims
-	ErrorUseDPoPNonce                   = "use_dpop_nonce"                   // RFC 9449 §9: replay with a fresh nonce
+	codeInvalidToken                   = "invalid_token"                    // RFC 6750 §3.1
+	codeInsufficientScope              = "insufficient_scope"               // RFC 6750 §3.1
+	codeInsufficientUserAuthentication = "insufficient_user_authentication" // RFC 9470 §3
+	codeInsufficientClaims             = "insufficient_claims"              // claims challenge (CAE)
+	codeUseDPoPNonce                   = "use_dpop_nonce"                   // RFC 9449 §9
 )
 
 // NoMaxAge is [OAuthChallenge.MaxAge] when the challenge carries no valid
@@ -654,8 +654,8 @@ const NoMaxAge = -1
 // (RFC 9449 §7.1) challenge, with the parameters of RFC 9470 (step-up),
 // RFC 9728 (resource metadata) and claims challenges.
 type OAuthChallenge struct {
-	Scheme           string // SchemeBearer or SchemeDPoP, whatever case was received
-	Error            string // error code, e.g. ErrorInsufficientScope; "" when absent
+	Scheme           string // "Bearer" or "DPoP", whatever case was received
+	Error            string // error code, e.g. "insufficient_scope"; "" when absent
 	ErrorDescription string // for developers, never for acting on
 	ErrorURI         string
 	Realm            string
@@ -702,7 +702,7 @@ func (c *Challenge) OAuth() (OAuthChallenge, error) {
 	if c.Err != nil {
 		return OAuthChallenge{}, c.Err
 	}
-	if !c.IsScheme(SchemeBearer) && !c.IsScheme(SchemeDPoP) {
+	if !c.IsScheme(schemeBearer) && !c.IsScheme(schemeDPoP) {
 		return OAuthChallenge{}, ErrNotOAuth
 	}
 	o := OAuthChallenge{Scheme: c.Scheme, MaxAge: NoMaxAge}

@@ -63,31 +63,31 @@ func decide(status int, oc *OAuthChallenge, tokenSent, strict bool) verdict {
 			// authentication information.
 			return verdict{action: actEscalate, reason: ReasonAuthorizationRequired}
 		case status == http.StatusUnauthorized:
-			return verdict{action: actRefresh, reason: ReasonReauthorization, code: ErrorInvalidToken}
-		case len(oc.Scope) > 0 && isScheme(oc.Scheme, SchemeBearer) && !strict:
+			return verdict{action: actRefresh, reason: ReasonReauthorization, code: codeInvalidToken}
+		case len(oc.Scope) > 0 && isScheme(oc.Scheme, schemeBearer) && !strict:
 			// A 403 naming the scope needed, without error code: the MCP
 			// go-sdk server's RequireBearerToken answers so.
-			return verdict{action: actEscalate, reason: ReasonInsufficientScope, code: ErrorInsufficientScope}
+			return verdict{action: actEscalate, reason: ReasonInsufficientScope, code: codeInsufficientScope}
 		}
 		return verdict{why: "403 challenge without error code"}
-	case ErrorInvalidToken:
+	case codeInvalidToken:
 		if !tokenSent {
-			return verdict{action: actEscalate, reason: ReasonAuthorizationRequired, code: ErrorInvalidToken}
+			return verdict{action: actEscalate, reason: ReasonAuthorizationRequired, code: codeInvalidToken}
 		}
-		return verdict{action: actRefresh, reason: ReasonReauthorization, code: ErrorInvalidToken}
-	case ErrorInsufficientScope:
+		return verdict{action: actRefresh, reason: ReasonReauthorization, code: codeInvalidToken}
+	case codeInsufficientScope:
 		// Never a refresh: it cannot widen scope (RFC 6749 §6).
 		return verdict{action: actEscalate, reason: ReasonInsufficientScope, code: oc.Error}
-	case ErrorInsufficientUserAuthentication:
+	case codeInsufficientUserAuthentication:
 		// Never a refresh: acr and auth_time survive it (RFC 9470 §6.1).
 		return verdict{action: actEscalate, reason: ReasonUserAuthentication, code: oc.Error}
-	case ErrorInsufficientClaims:
+	case codeInsufficientClaims:
 		if oc.Claims == nil {
 			return verdict{why: "insufficient_claims without claims"}
 		}
 		return verdict{action: actEscalate, reason: ReasonClaims, code: oc.Error}
-	case ErrorUseDPoPNonce:
-		if !isScheme(oc.Scheme, SchemeDPoP) {
+	case codeUseDPoPNonce:
+		if !isScheme(oc.Scheme, schemeDPoP) {
 			return verdict{why: "use_dpop_nonce outside a DPoP challenge"}
 		}
 		return verdict{action: actDPoPNonce, reason: ReasonDPoPNonce, code: oc.Error}
@@ -98,7 +98,7 @@ func decide(status int, oc *OAuthChallenge, tokenSent, strict bool) verdict {
 // conformant reports whether status is the one RFC 6750 §3.1, RFC 9470 §3
 // and RFC 9449 §9 give for the error code acted on.
 func (v verdict) conformant(status int) bool {
-	if v.code == ErrorInsufficientScope {
+	if v.code == codeInsufficientScope {
 		return status == http.StatusForbidden
 	}
 	return status == http.StatusUnauthorized
@@ -149,7 +149,7 @@ func pickOAuth(resp *http.Response, s *snapshot) (OAuthChallenge, string) {
 	if err != nil {
 		return OAuthChallenge{}, err.Error()
 	}
-	scheme := SchemeBearer
+	scheme := schemeBearer
 	if s.tok != nil {
 		scheme = s.tok.Type()
 	}
@@ -172,10 +172,10 @@ func pick(cs []Challenge, scheme string) (*Challenge, string) {
 	chosen := scheme
 	if !hasScheme(cs, scheme) {
 		switch {
-		case hasScheme(cs, SchemeBearer):
-			chosen = SchemeBearer
-		case hasScheme(cs, SchemeDPoP):
-			chosen = SchemeDPoP
+		case hasScheme(cs, schemeBearer):
+			chosen = schemeBearer
+		case hasScheme(cs, schemeDPoP):
+			chosen = schemeDPoP
 		default:
 			return nil, "no Bearer or DPoP challenge"
 		}

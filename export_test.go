@@ -16,6 +16,15 @@ const (
 	MaxChallenges           = maxChallenges
 	MaxChallengeParams      = maxChallengeParams
 	MaxEmptyListElements    = maxEmptyListElements
+
+	SchemeBearer                        = schemeBearer
+	SchemeDPoP                          = schemeDPoP
+	ErrorInvalidRequest                 = "invalid_request"
+	ErrorInvalidToken                   = codeInvalidToken
+	ErrorInsufficientScope              = codeInsufficientScope
+	ErrorInsufficientUserAuthentication = codeInsufficientUserAuthentication
+	ErrorInsufficientClaims             = codeInsufficientClaims
+	ErrorUseDPoPNonce                   = codeUseDPoPNonce
 )
 
 // The parser's errors but SyntaxError, whose fields the tests check.

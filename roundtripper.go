@@ -20,14 +20,6 @@ const defaultMaxReplays = 2
 // never an unbounded read.
 const maxDrain = 64 << 10
 
-// DPoPNonceFunc receives the nonce a resource server demands in DPoP proofs
-// (RFC 9449 §9) for req, which drew the use_dpop_nonce challenge. It
-// typically stores the nonce where the code that signs DPoP proofs for
-// req's origin finds it; the [Transport] then replays the request once. req
-// is the caller's request: read it, never modify it. An error cancels the
-// replay and the challenge response is returned as it is.
-type DPoPNonceFunc func(req *http.Request, nonce string) error
-
 // Transport is an [http.RoundTripper] that authorizes requests with the
 // token of a [TokenSource] and answers the OAuth challenges
 // (WWW-Authenticate, RFC 9110 §11) of the responses as the package
@@ -87,10 +79,14 @@ type Transport struct {
 	// anyway.
 	AllowCrossOriginMetadata bool
 
-	// DPoPNonce, when set, receives the nonce of a DPoP use_dpop_nonce
-	// challenge before the request is replayed once. When nil, such
-	// challenges are returned untouched.
-	DPoPNonce DPoPNonceFunc
+	// DPoPNonce, when set, receives the nonce a resource server demands
+	// in DPoP proofs (RFC 9449 §9) for req, which drew the use_dpop_nonce
+	// challenge: it typically stores the nonce where the code that signs
+	// DPoP proofs for req's origin finds it, and the request is then
+	// replayed once. req is the caller's: read it, never modify it. An
+	// error cancels the replay and the challenge response is returned as
+	// it is; so is every such challenge when DPoPNonce is nil.
+	DPoPNonce func(req *http.Request, nonce string) error
 
 	// Logger receives events: challenges seen (what the header said and
 	// what stepup concluded) and ignored (and why), refreshes,
