@@ -57,6 +57,7 @@ type scenarioContext struct {
 	Name         string `json:"name"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+	grantContext
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -114,9 +115,13 @@ func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string,
 	}
 	esc := newEscalator(sc)
 	defer esc.Discovery.CloseIdleConnections()
+	escalator, err := chooseEscalator(sc, esc, esc.Discovery)
+	if err != nil {
+		return err
+	}
 	hc := &http.Client{Transport: &stepup.Transport{
 		Source:    ts,
-		Escalator: esc,
+		Escalator: escalator,
 		Logger:    logger,
 	}}
 	s, err := mcpclient.Connect(ctx, sdk, serverURL, hc, mcpclient.Options{ProtocolVersion: protocol})
