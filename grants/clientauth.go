@@ -2,6 +2,7 @@ package grants
 
 import (
 	"crypto"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -96,6 +97,12 @@ func (c ClientSecret) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("client_id", c.ClientID), slog.String("method", c.Method))
 }
 
+// MarshalJSON encodes c without its secret, as when a struct holding it
+// is logged as JSON.
+func (c ClientSecret) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"client_id": c.ClientID, "secret": "[REDACTED]", "method": c.Method})
+}
+
 // PrivateKeyJWT authenticates with a JWT signed by the client's private
 // key (private_key_jwt, RFC 7523 §2.2 and §3, OpenID Connect Core 1.0
 // §9): a new one, with a new jti, for every token request.
@@ -146,6 +153,12 @@ func (k PrivateKeyJWT) GoString() string { return k.String() }
 // LogValue describes k for log/slog without its key.
 func (k PrivateKeyJWT) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("client_id", k.ClientID), slog.String("alg", k.Algorithm), slog.String("kid", k.KeyID))
+}
+
+// MarshalJSON encodes k without its key, as when a struct holding it is
+// logged as JSON.
+func (k PrivateKeyJWT) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"client_id": k.ClientID, "key": "[REDACTED]", "alg": k.Algorithm, "kid": k.KeyID})
 }
 
 // PublicClient identifies the client by its client_id alone, with no
