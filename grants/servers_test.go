@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -68,7 +67,14 @@ type tokenRequest struct {
 	clientID   string
 }
 
-func newAuthServer(t *testing.T) *authServer {
+// env is what the servers need of a test, or of an example: somewhere
+// to stop them, and to fail.
+type env interface {
+	Cleanup(func())
+	Fatal(args ...any)
+}
+
+func newAuthServer(t env) *authServer {
 	as := &authServer{
 		clients: map[string]*asClient{},
 		trusted: map[string]crypto.PublicKey{},
@@ -322,7 +328,7 @@ type resourceServer struct {
 	tokens []string // every token presented
 }
 
-func newResourceServer(t *testing.T, as *authServer) *resourceServer {
+func newResourceServer(t env, as *authServer) *resourceServer {
 	rs := &resourceServer{as: as, needs: map[string]string{}}
 	rs.srv = httptest.NewServer(http.HandlerFunc(rs.serve))
 	rs.resource = rs.srv.URL + "/mcp"
@@ -383,7 +389,7 @@ type idp struct {
 	exchanges []url.Values
 }
 
-func newIdP(t *testing.T) *idp {
+func newIdP(t env) *idp {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -404,8 +410,7 @@ func newIdP(t *testing.T) *idp {
 }
 
 // idToken signs an ID token for user, valid for ttl.
-func (p *idp) idToken(t *testing.T, user string, ttl time.Duration) string {
-	t.Helper()
+func (p *idp) idToken(t env, user string, ttl time.Duration) string {
 	s, err := p.sign("JWT", jwt.Claims{
 		Issuer: p.issuer, Subject: user, Audience: jwt.Audience{p.clientID},
 		IssuedAt: jwt.NewNumericDate(time.Now()), Expiry: jwt.NewNumericDate(time.Now().Add(ttl)),
@@ -476,9 +481,9 @@ func (p *idp) token(w http.ResponseWriter, r *http.Request) {
 	jag, err := p.sign("oauth-id-jag+jwt", jwt.Claims{
 		Issuer: p.issuer, Subject: claims.Subject, Audience: jwt.Audience{f.Get("audience")}, ID: randomString(),
 		IssuedAt: jwt.NewNumericDate(time.Now()), Expiry: jwt.NewNumericDate(time.Now().Add(5 * time.Minute)),
-	}, map[string]string{"client_id": mcpClient, "resource": f.Get("resource"), "scope": f.Get("scope")})
+	}, map[string]any{"client_id": mcpClient, "resource": f.Get("resource"), "scope": f.Get("scope")})
 	if err != nil {
-		oauthError(w, http.StatusInternalServerError, "server_error", "signing")
+		oauthError(w, http.StatusInternalServerError, "server_error", "signing: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
