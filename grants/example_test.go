@@ -15,7 +15,7 @@ import (
 // exampleEnv stops an example's servers when it ends.
 type exampleEnv struct{ cleanups []func() }
 
-func (e *exampleEnv) Cleanup(f func()) { e.cleanups = append(e.cleanups, f) }
+func (e *exampleEnv) Cleanup(f func())  { e.cleanups = append(e.cleanups, f) }
 func (e *exampleEnv) Fatal(args ...any) { log.Fatal(args...) }
 func (e *exampleEnv) close() {
 	for i := len(e.cleanups) - 1; i >= 0; i-- {
