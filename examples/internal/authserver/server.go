@@ -180,7 +180,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		RegistrationEndpoint:              s.URL + "/register",
 		ScopesSupported:                   s.cfg.ScopesSupported,
 		ResponseTypesSupported:            []string{"code"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		IssParameterSupported:             true,
