@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/auth/extauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -101,22 +100,7 @@ func RunClientCredentials(ctx context.Context, sc GrantScenario, srv Server, cli
 		if _, err := session.CallTool(ctx, mcpserver.ToolRead, nil); err != nil {
 			return nil, fmt.Errorf("%s: first call: %w", client, err)
 		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range sc.Concurrent {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				out, err := session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": fmt.Sprint(i)})
-				mu.Lock()
-				defer mu.Unlock()
-				res.record(out, err)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		res.writeConcurrently(ctx, session, sc.Concurrent)
 	}
 	res.Stats = as.Stats()
 	return res, nil
