@@ -20,6 +20,49 @@
 //	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: authcode.OpenBrowser}}
 //	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: esc}}
 //
+// # OpenID Providers and plain OAuth servers
+//
+// Many authorization servers are OpenID Providers too (oidc-provider,
+// Keycloak, Entra ID, Google), and there some of what an MCP client asks
+// for is OpenID Connect: offline_access, which brings a refresh token
+// (OpenID Connect Core 1.0 §11), and acr_values, max_age and claims, the
+// parameters of an RFC 9470 step-up. A provider acts on them only in an
+// OpenID Connect request, one whose scope holds openid (§3.1.2.1), and
+// keeps offline_access only with prompt=consent (§11): without them a
+// provider such as oidc-provider drops offline_access, so that every expiry
+// is a new login, and refuses acr_values outright. A plain OAuth server, on
+// the other hand, may not know openid at all and refuse it as a scope,
+// while RFC 9470 §4 gives acr_values and max_age to OAuth requests as they
+// are. So the Escalator decides per server: a server whose metadata was
+// found by OpenID Connect Discovery, or lists openid in scopes_supported,
+// is an OpenID Provider, and gets openid with any of those four, and
+// prompt=consent with offline_access; any other gets the request as RFC
+// 6749 and RFC 9470 write it. The consent asked for is that of a new
+// authorization, which a step-up is anyway; a step-up is never a refresh,
+// whatever refresh token is held (RFC 6749 §6: a refresh cannot widen the
+// grant).
+//
+// # Registration and the loopback redirect URI
+//
+// A dynamic registration (RFC 7591) says application_type native for a
+// loopback redirect URI (OpenID Connect Dynamic Client Registration 1.0
+// §2): servers hold a web client, the default, to the exact redirect URI
+// registered, port included, while RFC 8252 §7.3 lets a native client's
+// loopback port vary, as [Loopback]'s does from one login to the next.
+// Registrations are kept per issuer; when the resource's metadata, fetched
+// anew for each escalation and before each refresh, names another
+// authorization server, the client registers there.
+//
+// # Failing before the browser opens
+//
+// An authorization server must not redirect to a redirect URI it does not
+// accept (RFC 6749 §4.1.2.1): the person is left on its error page and the
+// caller waits for its deadline. When the server has a pushed
+// authorization request endpoint (RFC 9126), the Escalator sends the
+// request there first, and what the server refuses, a redirect URI, a
+// scope, a parameter, comes back as an [*AuthorizationError] before any
+// browser opens; the browser then carries only client_id and request_uri.
+//
 // x/oauth2 builds the authorization URL and redeems the code; this package
 // adds what it lacks. It depends on nothing beyond x/oauth2,
 // go-retryablehttp and the standard library.

@@ -31,7 +31,14 @@ var (
 // (RFC 6749 §4.1.2.1). access_denied, and RFC 9470's
 // unmet_authentication_requirements, say that the person or the server
 // refused: the error then wraps [stepup.ErrDeclined].
+//
+// The same error comes from a pushed authorization request (RFC 9126
+// §2.3) that the server refused, with the HTTP status of its answer:
+// then no browser was opened.
 type AuthorizationError struct {
+	// StatusCode is the HTTP status of the pushed authorization request
+	// endpoint's answer, 0 for an error in an authorization response.
+	StatusCode int
 	// Code is the error parameter, e.g. access_denied.
 	Code string
 	// Description is the error_description parameter, for developers.
@@ -44,6 +51,12 @@ type AuthorizationError struct {
 // server.
 func (e *AuthorizationError) Error() string {
 	msg := "authcode: authorization server answered " + strconv.Quote(clip(e.Code))
+	if e.StatusCode != 0 {
+		msg = fmt.Sprintf("authcode: pushed authorization request answered %d", e.StatusCode)
+		if e.Code != "" {
+			msg += " " + strconv.Quote(clip(e.Code))
+		}
+	}
 	if e.Description != "" {
 		msg += ": " + strconv.Quote(clip(e.Description))
 	}

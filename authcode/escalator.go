@@ -30,8 +30,9 @@ const DefaultClientName = "stepup"
 //
 // For each escalation it:
 //
-//  1. finds the resource's protected resource metadata (RFC 9728), from the
-//     challenge's validated resource_metadata, else the well-known URLs,
+//  1. fetches the resource's protected resource metadata (RFC 9728)
+//     anew, from the challenge's validated resource_metadata, else the
+//     well-known URLs,
 //     and the metadata of the first authorization server listed that
 //     supports PKCE S256 and the authorization code flow (for a resource
 //     with no metadata at all, the MCP 2025-03-26 fallback, if
@@ -42,8 +43,12 @@ const DefaultClientName = "stepup"
 //     dynamic registration (RFC 7591), kept for the issuer;
 //  3. has the [Receiver] send the person to the authorization endpoint
 //     with the scopes to request, the RFC 8707 resource of the metadata,
-//     a fresh PKCE S256 challenge and state, and the acr_values, max_age
-//     (RFC 9470) and claims of the challenge;
+//     a fresh PKCE S256 challenge and state, the acr_values, max_age
+//     (RFC 9470) and claims of the challenge, with openid and
+//     prompt=consent where an OpenID Provider needs them (see the package
+//     documentation), and [Escalator.AuthorizationParams]; pushed first
+//     to the server's pushed authorization request endpoint (RFC 9126)
+//     when it has one;
 //  4. checks the response's state and its iss (RFC 9207) before anything
 //     else, then redeems the code with the verifier and the resource.
 //
@@ -67,6 +72,14 @@ type Escalator struct {
 
 	// Client is a client registered beforehand, used with the
 	// authorization server of its Issuer, or with any when Issuer is "".
+	// Servers without a registration endpoint need one: Google, Microsoft
+	// Entra ID, Keycloak unless it lets clients register without an
+	// initial access token. Register it with the redirect URI the Receiver
+	// uses: for a [Loopback], http://127.0.0.1/callback as a native or
+	// desktop client, or, where the server compares the port too, a
+	// fixed Loopback.Port. With no Client for the server, no client ID
+	// metadata document it accepts and no registration endpoint, an
+	// escalation fails with [ErrNoClient] before any request is sent.
 	Client *Registration
 
 	// ClientMetadataURL is the https URL of this client's client ID
@@ -116,6 +129,28 @@ type Escalator struct {
 	// protected resource metadata, and without it nothing but the
 	// resource's own origin vouches for the authorization server.
 	AllowLegacyDiscovery bool
+
+	// OmitResource leaves the RFC 8707 resource parameter out of the
+	// authorization, token and refresh requests, for authorization
+	// servers that refuse it: Microsoft Entra ID's v2.0 endpoints answer
+	// AADSTS9010010 when a resource comes with scopes, and bind the token
+	// to the resource through the scopes instead (api://APP/scope). Without
+	// resource, nothing but the server's own configuration keeps the token
+	// from being accepted by another resource; leave it off for servers
+	// that implement RFC 8707.
+	OmitResource bool
+
+	// AuthorizationParams are sent with every authorization request, as
+	// some servers need: audience at Auth0, which issues a JWT for an API
+	// only when asked; access_type=offline at Google, which issues
+	// refresh tokens for it rather than for offline_access; login_hint or
+	// domain_hint at Google and Entra ID; kc_idp_hint at Keycloak. Each
+	// takes one value, and none may be a parameter the Escalator sets
+	// (response_type, client_id, redirect_uri, scope, state, the PKCE
+	// ones, resource, acr_values, max_age, claims, request_uri): that is an
+	// error before any request. prompt is the exception: its values are
+	// sent with the consent the Escalator may add.
+	AuthorizationParams url.Values
 
 	init  sync.Once
 	disc  *discovery.Client
@@ -175,7 +210,11 @@ func (e *Escalator) Escalate(ctx context.Context, req *stepup.EscalationRequest)
 // server's, or with AllowLegacyDiscovery and no resource metadata, the
 // 2025-03-26 fallback's.
 func (e *Escalator) discover(ctx context.Context, resource string, req *stepup.EscalationRequest) (*discovery.ProtectedResource, *discovery.AuthServer, error) {
-	prm, err := e.disc.ProtectedResource(ctx, resource, req.ResourceMetadata)
+	// Fetched anew for each escalation: the metadata names the
+	// authorization servers, and a resource that moved to another must not
+	// be followed to the old one from a cached copy (MCP: a client
+	// registers again when authorization_servers changes).
+	prm, err := e.disc.FreshProtectedResource(ctx, resource, req.ResourceMetadata)
 	if err != nil {
 		if e.AllowLegacyDiscovery && errors.Is(err, discovery.ErrNotFound) &&
 			req.ResourceMetadata == "" && req.Challenge.ResourceMetadata == "" {
@@ -239,7 +278,7 @@ func (e *Escalator) authServer(ctx context.Context, resource string, prm *discov
 // them already (RFC 6749 §3.1: parameters must not be repeated).
 var authorizationParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-	"resource", "acr_values", "max_age", "claims",
+	"resource", "acr_values", "max_age", "claims", "prompt", "request_uri",
 }
 
 // fits checks that as can serve an authorization code flow with PKCE.
@@ -326,24 +365,89 @@ func (f *flow) authorize(ctx context.Context, redirectURI string) (*Authorizatio
 	if f.state, err = randomState(); err != nil {
 		return nil, err
 	}
-	opts := []oauth2.AuthCodeOption{
-		oauth2.S256ChallengeOption(f.verifier),
-		oauth2.SetAuthURLParam("resource", f.prm.Resource),
+	params, err := f.params()
+	if err != nil {
+		return nil, err
 	}
+	hc := f.e.disc.HTTPClient(f.resource)
+	authURL := f.cfg.AuthCodeURL(f.state, params...)
+	if f.as.PushedAuthorizationRequestEndpoint != "" {
+		// RFC 9126: the request goes to the server first, so that what it
+		// refuses (a redirect URI, a scope, a parameter) comes back here as
+		// an error, before any browser opens; refused at the
+		// authorization endpoint, it would leave the person on an error
+		// page and the caller waiting (RFC 6749 §4.1.2.1).
+		if authURL, err = f.push(ctx, hc, authURL); err != nil {
+			return nil, err
+		}
+	} else if f.as.RequirePushedAuthorizationRequests {
+		return nil, errors.New("authcode: the authorization server requires pushed authorization requests but names no endpoint for them")
+	}
+	return &AuthorizationRequest{URL: authURL, State: f.state, Client: hc}, nil
+}
+
+// params returns the authorization request's parameters beyond those
+// x/oauth2 sets, and sets f.scopes to the scopes requested.
+//
+// With an OpenID Provider, offline_access, acr_values, max_age and claims
+// are OpenID Connect parameters: they come with the openid scope, which
+// makes the request an OpenID Connect one (OpenID Connect Core 1.0
+// §3.1.2.1; providers refuse acr_values without it), and offline_access
+// comes with prompt=consent, without which a provider ignores it and
+// issues no refresh token (OpenID Connect Core 1.0 §11). A plain OAuth
+// server gets neither: openid would be an unknown scope there, and RFC
+// 9470 §4 defines acr_values and max_age for OAuth requests as they are.
+func (f *flow) params() ([]oauth2.AuthCodeOption, error) {
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(f.verifier)}
+	if !f.e.OmitResource {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", f.prm.Resource))
+	}
+	oidc := false
 	if len(f.req.ACRValues) > 0 {
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(f.req.ACRValues, " ")))
+		oidc = true
 	}
 	if f.req.MaxAge >= 0 && f.req.MaxAge != stepup.NoMaxAge {
 		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(f.req.MaxAge)))
+		oidc = true
 	}
 	if len(f.req.Claims) > 0 {
 		opts = append(opts, oauth2.SetAuthURLParam("claims", string(f.req.Claims)))
+		oidc = true
 	}
-	return &AuthorizationRequest{
-		URL:    f.cfg.AuthCodeURL(f.state, opts...),
-		State:  f.state,
-		Client: f.e.disc.HTTPClient(f.resource),
-	}, nil
+	var prompt []string
+	if p := f.e.AuthorizationParams["prompt"]; len(p) > 0 {
+		prompt = strings.Fields(strings.Join(p, " "))
+	}
+	if openIDProvider(f.as) {
+		offline := f.scopes.Contains("offline_access")
+		if (oidc || offline) && !f.scopes.Contains("openid") {
+			f.scopes = f.scopes.Union(stepup.Scopes{"openid"})
+			f.cfg.Scopes = f.scopes
+		}
+		if offline && !slices.Contains(prompt, "consent") {
+			prompt = append(prompt, "consent")
+		}
+	}
+	if len(prompt) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", strings.Join(prompt, " ")))
+	}
+	for name, values := range f.e.AuthorizationParams {
+		if name == "prompt" {
+			continue
+		}
+		if slices.Contains(authorizationParams, name) || len(values) != 1 {
+			return nil, fmt.Errorf("authcode: Escalator.AuthorizationParams sets %s, which must have one value and must not be one the Escalator sets", name)
+		}
+		opts = append(opts, oauth2.SetAuthURLParam(name, values[0]))
+	}
+	return opts, nil
+}
+
+// openIDProvider reports whether as is an OpenID Provider: its metadata
+// was found by OpenID Connect Discovery, or lists the openid scope.
+func openIDProvider(as *discovery.AuthServer) bool {
+	return as.OpenIDConfiguration || slices.Contains(as.ScopesSupported, "openid")
 }
 
 // redeem checks the authorization response params and redeems its code.
@@ -368,9 +472,11 @@ func (f *flow) redeem(ctx context.Context, params url.Values) (*stepup.Grant, er
 		return nil, errors.New("authcode: the authorization response carries no code")
 	}
 	xctx := context.WithValue(ctx, oauth2.HTTPClient, f.e.disc.RetryingHTTPClient(f.resource))
-	tok, err := f.cfg.Exchange(xctx, code,
-		oauth2.VerifierOption(f.verifier),
-		oauth2.SetAuthURLParam("resource", f.prm.Resource))
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(f.verifier)}
+	if !f.e.OmitResource {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", f.prm.Resource))
+	}
+	tok, err := f.cfg.Exchange(xctx, code, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("authcode: redeeming the code: %w", err)
 	}
@@ -391,11 +497,30 @@ func (f *flow) redeem(ctx context.Context, params url.Values) (*stepup.Grant, er
 
 // refreshFunc refreshes through the client this flow used, with the
 // resource it authorized for, through the Escalator's policy.
+//
+// Before each refresh, the resource's metadata is fetched anew: when it no
+// longer names the issuer that granted the token, the resource moved to
+// another authorization server, whose tokens alone it accepts now, and a
+// refresh at the old one would bring a token refused again. The refresh
+// then fails with [stepup.ErrInvalidGrant], so that the Transport asks
+// for a new authorization, registered at the new server. Metadata that
+// cannot be fetched does not stop the refresh.
 func (f *flow) refreshFunc() stepup.RefreshFunc {
 	refresh := stepup.RefreshWithConfig(f.cfg)
 	hc := f.e.disc.HTTPClient(f.resource) // RefreshWithConfig retries by itself
 	resource := f.prm.Resource
+	if f.e.OmitResource {
+		resource = ""
+	}
+	listed := len(f.prm.AuthorizationServers) > 0 // not the MCP 2025-03-26 fallback
+	disc, target, metadataURL, issuer := f.e.disc, f.resource, f.req.ResourceMetadata, f.as.Issuer
 	return func(ctx context.Context, tok *oauth2.Token, _ string) (*oauth2.Token, error) {
+		if listed {
+			prm, err := disc.FreshProtectedResource(ctx, target, metadataURL)
+			if err == nil && !slices.Contains(prm.AuthorizationServers, issuer) {
+				return nil, fmt.Errorf("authcode: %w: the metadata of %s no longer names authorization server %s", stepup.ErrInvalidGrant, prm.Resource, issuer)
+			}
+		}
 		return refresh(context.WithValue(ctx, oauth2.HTTPClient, hc), tok, resource)
 	}
 }

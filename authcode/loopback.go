@@ -28,13 +28,19 @@ const DefaultCallbackPath = "/callback"
 // path.
 //
 // RFC 8252 §7.3 requires authorization servers to accept any port on a
-// loopback redirect URI; for one that does not, set Port to the port
-// registered. The zero value is ready to use.
+// loopback redirect URI of a native client, which the [Escalator]
+// registers its clients as. A server that compares the port, as
+// oidc-provider does for a client registered as a web client, or as one
+// does for a client registered beforehand with a port in its redirect URI,
+// needs Port set to the port registered; the port must then be free when
+// the person logs in. The zero value is ready to use.
 type Loopback struct {
 	// Open gets the authorization URL to the person; nil means
 	// [PrintURL] to standard error. [OpenBrowser] opens a browser.
 	Open OpenFunc
-	// Port is the port to listen on; 0 means a free one.
+	// Port is the port to listen on; 0 means a free one, another at each
+	// login. Set it for an authorization server that holds the client to
+	// the exact redirect URI registered (see [Loopback]).
 	Port int
 	// Path is the redirect URI's path; "" means DefaultCallbackPath.
 	Path string

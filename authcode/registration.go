@@ -171,6 +171,22 @@ type clientMetadata struct {
 	GrantTypes              []string `json:"grant_types"`
 	ResponseTypes           []string `json:"response_types"`
 	ClientName              string   `json:"client_name,omitempty"`
+	ApplicationType         string   `json:"application_type"`
+}
+
+// applicationType returns the application_type to register for
+// redirectURI (OpenID Connect Dynamic Client Registration 1.0 §2, which
+// MCP requires of every registration): native for a loopback or
+// private-use scheme redirect URI, the ones of a program on the person's
+// own machine (RFC 8252 §7), so that the server lets the loopback port
+// vary as RFC 8252 §7.3 asks of it; servers hold a web client to the
+// exact URI registered. web for an http(s) redirect URI on another host.
+func applicationType(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && !discovery.IsLoopbackHost(u.Hostname()) {
+		return "web"
+	}
+	return "native"
 }
 
 // registrationResponse is a client information response (RFC 7591 §3.2.1)
@@ -200,6 +216,7 @@ func register(ctx context.Context, hc *http.Client, as *discovery.AuthServer, re
 		GrantTypes:              grants,
 		ResponseTypes:           []string{"code"},
 		ClientName:              name,
+		ApplicationType:         applicationType(redirectURI),
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,14 @@ import (
 // is used twice (OAuth 2.1 §4.3.1), refuses a refresh that would widen the
 // scope (RFC 6749 §6), and answers authorization requests at once through
 // a consent function standing for the person.
+//
+// With openID it behaves as panva's oidc-provider does: metadata only at
+// the OpenID Connect Discovery location, openid among its scopes,
+// acr_values, max_age and claims refused without the openid scope,
+// offline_access dropped without prompt=consent (OpenID Connect Core 1.0
+// §11). Whatever the mode, a client registered without application_type
+// native is held to its exact redirect URI, as a web client (OpenID Connect
+// Dynamic Client Registration 1.0 §2).
 type authServer struct {
 	srv    *httptest.Server
 	issuer string
@@ -44,6 +52,9 @@ type authServer struct {
 	sendIss         string   // iss to send instead of the issuer (a mix-up)
 	sendState       string   // state to send instead of the request's
 	accessTTL       time.Duration
+	openID          bool // an OpenID Provider (see above)
+	par             bool // a pushed authorization request endpoint (RFC 9126)
+	refuseResource  bool // refuse the RFC 8707 resource and bind tokens to its own, as Entra ID v2.0 does
 	// consent stands for the person: the scopes granted, or an error
 	// code for the redirect. nil grants what was asked.
 	consent func(q url.Values) (granted []string, errCode string)
@@ -56,12 +67,15 @@ type authServer struct {
 	authorize []url.Values   // every authorization request's query
 	tokens    []tokenRequest // every token request
 	registers []map[string]any
-	metadata  int // metadata requests
+	metadata  int                   // metadata requests
+	pushed    map[string]url.Values // request_uri → the pushed request (RFC 9126)
+	pushes    []url.Values          // every pushed request's form
 }
 
 type asClient struct {
 	id, secret, method string
 	redirectURIs       []string
+	native             bool // application_type native: any loopback port (RFC 8252 §7.3)
 }
 
 type asCode struct {
@@ -105,9 +119,24 @@ func startAuthServer() *authServer {
 		codes:   map[string]*asCode{},
 		access:  map[string]*asToken{},
 		refresh: map[string]*asRefresh{},
+		pushed:  map[string]url.Values{},
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", as.serveMetadata)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		if as.openID {
+			http.NotFound(w, r)
+			return
+		}
+		as.serveMetadata(w, r)
+	})
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		if !as.openID {
+			http.NotFound(w, r)
+			return
+		}
+		as.serveMetadata(w, r)
+	})
+	mux.HandleFunc("POST /par", as.servePAR)
 	mux.HandleFunc("GET /authorize", as.serveAuthorize)
 	mux.HandleFunc("POST /token", as.serveToken)
 	mux.HandleFunc("POST /register", as.serveRegister)
@@ -125,10 +154,14 @@ func (as *authServer) methods() []string {
 }
 
 func (as *authServer) scopes() []string {
-	if as.scopesSupported == nil {
-		return []string{"read", "write", "admin", "offline_access"}
+	scopes := as.scopesSupported
+	if scopes == nil {
+		scopes = []string{"read", "write", "admin", "offline_access"}
 	}
-	return as.scopesSupported
+	if as.openID && !slices.Contains(scopes, "openid") {
+		scopes = append(slices.Clip(scopes), "openid")
+	}
+	return scopes
 }
 
 func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
@@ -158,6 +191,9 @@ func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	if as.issParam {
 		m["authorization_response_iss_parameter_supported"] = true
 	}
+	if as.par {
+		m["pushed_authorization_request_endpoint"] = as.base + "/par"
+	}
 	writeJSON(w, http.StatusOK, m)
 }
 
@@ -165,7 +201,15 @@ func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 func (as *authServer) preRegister(id, secret, method string, redirectURIs ...string) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	as.clients[id] = &asClient{id: id, secret: secret, method: method, redirectURIs: redirectURIs}
+	as.clients[id] = &asClient{id: id, secret: secret, method: method, redirectURIs: redirectURIs, native: true}
+}
+
+// preRegisterWeb adds a web client, held to its exact redirect URIs, as an
+// administrator would.
+func (as *authServer) preRegisterWeb(id string, redirectURIs ...string) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	as.clients[id] = &asClient{id: id, method: "none", redirectURIs: redirectURIs}
 }
 
 func (as *authServer) serveRegister(w http.ResponseWriter, r *http.Request) {
@@ -200,7 +244,7 @@ func (as *authServer) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_redirect_uri"})
 		return
 	}
-	c := &asClient{id: "client-" + random(), method: method, redirectURIs: uris}
+	c := &asClient{id: "client-" + random(), method: method, redirectURIs: uris, native: m["application_type"] == "native"}
 	if method != "none" {
 		c.secret = "secret-" + random()
 	}
@@ -215,12 +259,15 @@ func (as *authServer) serveRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-// redirectAllowed: the registered URI, or for a loopback one any port
-// (RFC 8252 §7.3).
+// redirectAllowed: the registered URI, or for a native client's loopback
+// one any port (RFC 8252 §7.3).
 func redirectAllowed(c *asClient, uri string) bool {
 	for _, reg := range c.redirectURIs {
 		if reg == uri {
 			return true
+		}
+		if !c.native {
+			continue
 		}
 		a, err1 := url.Parse(reg)
 		b, err2 := url.Parse(uri)
@@ -232,9 +279,87 @@ func redirectAllowed(c *asClient, uri string) bool {
 	return false
 }
 
+// servePAR takes a pushed authorization request (RFC 9126 §2): what the
+// authorization endpoint would refuse is refused here, at once.
+func (as *authServer) servePAR(w http.ResponseWriter, r *http.Request) {
+	if !as.par {
+		http.NotFound(w, r)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		tokenError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	q := r.PostForm
+	as.mu.Lock()
+	as.pushes = append(as.pushes, q)
+	c, _ := as.authenticate(r, q) // RFC 9126 §2.1: as at the token endpoint
+	as.mu.Unlock()
+	q.Del("client_secret")
+	switch {
+	case c == nil:
+		tokenError(w, http.StatusUnauthorized, "invalid_client")
+		return
+	case !redirectAllowed(c, q.Get("redirect_uri")):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_redirect_uri", "error_description": "redirect_uri did not match any of the client's registered redirect_uris"})
+		return
+	}
+	if code, desc := as.refuse(q); code != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": code, "error_description": desc})
+		return
+	}
+	uri := "urn:ietf:params:oauth:request_uri:" + random()
+	as.mu.Lock()
+	as.pushed[uri] = q
+	as.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": 60})
+}
+
+// refuse returns the error an authorization request q gets, if any.
+func (as *authServer) refuse(q url.Values) (code, desc string) {
+	switch {
+	case q.Get("response_type") != "code":
+		return "unsupported_response_type", "code only"
+	case q.Get("state") == "":
+		return "invalid_request", "state is required"
+	case q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256":
+		return "invalid_request", "PKCE S256 is required"
+	case as.refuseResource && q.Has("resource"):
+		return "invalid_target", "AADSTS9010010: the resource parameter is not supported with scopes"
+	case !as.refuseResource && (len(q["resource"]) != 1 || as.resource != "" && q.Get("resource") != as.resource):
+		return "invalid_target", "unknown resource"
+	}
+	requested := strings.Fields(q.Get("scope"))
+	for _, s := range requested {
+		if !slices.Contains(as.scopes(), s) {
+			return "invalid_scope", "unknown scope"
+		}
+	}
+	if as.openID && !slices.Contains(requested, "openid") {
+		for _, p := range []string{"acr_values", "max_age", "claims"} {
+			if q.Has(p) {
+				return "invalid_request", "openid scope must be requested when using the " + p + " parameter"
+			}
+		}
+	}
+	return "", ""
+}
+
 func (as *authServer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	as.mu.Lock()
+	if uri := q.Get("request_uri"); uri != "" {
+		// RFC 9126 §4: the request is the one pushed, once.
+		pushed := as.pushed[uri]
+		delete(as.pushed, uri)
+		if pushed == nil || pushed.Get("client_id") != q.Get("client_id") {
+			as.mu.Unlock()
+			http.Error(w, "unknown request_uri", http.StatusBadRequest)
+			return
+		}
+		q = pushed
+	}
 	as.authorize = append(as.authorize, q)
 	c := as.clients[q.Get("client_id")]
 	if c == nil && as.cimd && strings.HasPrefix(q.Get("client_id"), "https://") {
@@ -262,26 +387,14 @@ func (as *authServer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	fail := func(code, desc string) {
 		as.redirect(w, r, redirectURI, url.Values{"error": {code}, "error_description": {desc}, "state": {state}})
 	}
-	switch {
-	case q.Get("response_type") != "code":
-		fail("unsupported_response_type", "code only")
-		return
-	case q.Get("state") == "":
-		fail("invalid_request", "state is required")
-		return
-	case q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256":
-		fail("invalid_request", "PKCE S256 is required")
-		return
-	case len(q["resource"]) != 1 || as.resource != "" && q.Get("resource") != as.resource:
-		fail("invalid_target", "unknown resource")
+	if code, desc := as.refuse(q); code != "" {
+		fail(code, desc)
 		return
 	}
 	requested := strings.Fields(q.Get("scope"))
-	for _, s := range requested {
-		if !slices.Contains(as.scopes(), s) {
-			fail("invalid_scope", "unknown scope")
-			return
-		}
+	if as.openID && !strings.Contains(" "+q.Get("prompt")+" ", " consent ") {
+		// OpenID Connect Core 1.0 §11: offline_access needs consent.
+		requested = slices.DeleteFunc(slices.Clone(requested), func(s string) bool { return s == "offline_access" })
 	}
 	granted := requested
 	if as.consent != nil {
@@ -299,9 +412,13 @@ func (as *authServer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		acr = "urn:high"
 	}
 	code := "code-" + random()
+	resource := q.Get("resource")
+	if as.refuseResource {
+		resource = as.resource
+	}
 	as.mu.Lock()
 	as.codes[code] = &asCode{client: c.id, redirectURI: redirectURI, challenge: q.Get("code_challenge"),
-		resource: q.Get("resource"), acr: acr, scopes: granted}
+		resource: resource, acr: acr, scopes: granted}
 	as.mu.Unlock()
 	as.redirect(w, r, redirectURI, url.Values{"code": {code}, "state": {state}})
 }
@@ -328,11 +445,29 @@ func (as *authServer) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	tr := tokenRequest{form: f}
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	// Client authentication (RFC 6749 §2.3.1), by the method the client
-	// registered.
+	c, tr := as.authenticate(r, f)
+	as.tokens = append(as.tokens, tr)
+	if c == nil {
+		tokenError(w, http.StatusUnauthorized, "invalid_client")
+		return
+	}
+	switch f.Get("grant_type") {
+	case "authorization_code":
+		as.redeemCode(w, c, f)
+	case "refresh_token":
+		as.redeemRefresh(w, c, f)
+	default:
+		tokenError(w, http.StatusBadRequest, "unsupported_grant_type")
+	}
+}
+
+// authenticate authenticates the client of request r with form f
+// (RFC 6749 §2.3.1), by the method the client registered: the client, or
+// nil. Call with mu held.
+func (as *authServer) authenticate(r *http.Request, f url.Values) (*asClient, tokenRequest) {
+	tr := tokenRequest{form: f}
 	var c *asClient
 	if id, secret, ok := r.BasicAuth(); ok {
 		id, _ = url.QueryUnescape(id)
@@ -349,19 +484,10 @@ func (as *authServer) serveToken(w http.ResponseWriter, r *http.Request) {
 			tr.clientSecretOK = c != nil && c.secret != "" && subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(c.secret)) == 1
 		}
 	}
-	as.tokens = append(as.tokens, tr)
 	if c == nil || tr.authMethod != c.method || c.method != "none" && !tr.clientSecretOK {
-		tokenError(w, http.StatusUnauthorized, "invalid_client")
-		return
+		return nil, tr
 	}
-	switch f.Get("grant_type") {
-	case "authorization_code":
-		as.redeemCode(w, c, f)
-	case "refresh_token":
-		as.redeemRefresh(w, c, f)
-	default:
-		tokenError(w, http.StatusBadRequest, "unsupported_grant_type")
-	}
+	return c, tr
 }
 
 func (as *authServer) redeemCode(w http.ResponseWriter, c *asClient, f url.Values) {
@@ -383,7 +509,7 @@ func (as *authServer) redeemCode(w http.ResponseWriter, c *asClient, f url.Value
 	case s256(f.Get("code_verifier")) != code.challenge:
 		tokenError(w, http.StatusBadRequest, "invalid_grant") // RFC 7636 §4.6
 		return
-	case f.Get("resource") != code.resource:
+	case as.refuseResource && f.Has("resource"), !as.refuseResource && f.Get("resource") != code.resource:
 		tokenError(w, http.StatusBadRequest, "invalid_target") // RFC 8707 §2.2
 		return
 	}
@@ -408,7 +534,7 @@ func (as *authServer) redeemRefresh(w http.ResponseWriter, c *asClient, f url.Va
 		}
 		tokenError(w, http.StatusBadRequest, "invalid_grant")
 		return
-	case f.Has("resource") && f.Get("resource") != rt.resource:
+	case as.refuseResource && f.Has("resource"), f.Has("resource") && f.Get("resource") != rt.resource:
 		tokenError(w, http.StatusBadRequest, "invalid_target")
 		return
 	}
@@ -493,6 +619,18 @@ func (as *authServer) registrations() int {
 	return len(as.registers)
 }
 
+func (as *authServer) registrationRequests() []map[string]any {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return slices.Clone(as.registers)
+}
+
+func (as *authServer) pushedRequests() []url.Values {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return slices.Clone(as.pushes)
+}
+
 // resourceServer is a protected resource for the tests, in the manner of
 // an MCP server: its metadata at the path-inserted well-known URL, 401 with
 // resource_metadata for a request without a valid token, 403
@@ -511,6 +649,27 @@ type resourceServer struct {
 	needsACR        map[string]string // path → acr_values it needs
 	needsClaims     map[string]string // path → claims it answers insufficient_claims with (JSON)
 	noMetadata      bool              // no protected resource metadata, no resource_metadata in challenges: an MCP 2025-03-26 server
+
+	mu    sync.Mutex
+	moved *authServer // the authorization server it moved to, if it did
+}
+
+// moveTo makes as2 the resource's authorization server: its metadata names
+// as2 alone, and only as2's tokens are accepted.
+func (rs *resourceServer) moveTo(as2 *authServer) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.moved = as2
+	as2.resource = rs.resource
+}
+
+func (rs *resourceServer) authServer() *authServer {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.moved != nil {
+		return rs.moved
+	}
+	return rs.as
 }
 
 func newResourceServer(t *testing.T, as *authServer) *resourceServer {
@@ -535,7 +694,7 @@ func (rs *resourceServer) metadataURL() string {
 
 func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/.well-known/oauth-protected-resource/mcp" && !rs.noMetadata {
-		m := map[string]any{"resource": rs.resource, "authorization_servers": []string{rs.as.issuer}}
+		m := map[string]any{"resource": rs.resource, "authorization_servers": []string{rs.authServer().issuer}}
 		if rs.scopesSupported != nil {
 			m["scopes_supported"] = rs.scopesSupported
 		}
@@ -560,7 +719,7 @@ func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	tok, ok := rs.as.introspect(at)
+	tok, ok := rs.authServer().introspect(at)
 	if !ok || tok.resource != rs.resource {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", `+meta)
 		w.WriteHeader(http.StatusUnauthorized)

@@ -276,6 +276,20 @@ func cappedBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.
 // ([ErrMismatch]), ends the search with an error. [ErrNotFound] says that
 // no location had a document.
 func (c *Client) ProtectedResource(ctx context.Context, resource, metadataURL string) (*ProtectedResource, error) {
+	return c.findProtectedResource(ctx, resource, metadataURL, false)
+}
+
+// FreshProtectedResource is [Client.ProtectedResource] with every document
+// fetched anew rather than taken from the cache, and cached afterwards.
+// The resource's metadata names its authorization servers: a client about
+// to ask a person to authorize uses it to go where the resource sends it
+// now, not where it sent it when the cached copy was fetched (a resource
+// may move to another authorization server at any time).
+func (c *Client) FreshProtectedResource(ctx context.Context, resource, metadataURL string) (*ProtectedResource, error) {
+	return c.findProtectedResource(ctx, resource, metadataURL, true)
+}
+
+func (c *Client) findProtectedResource(ctx context.Context, resource, metadataURL string, fresh bool) (*ProtectedResource, error) {
 	ru, err := parseHTTPURL(resource)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: resource %q: %w", resource, err)
@@ -283,7 +297,7 @@ func (c *Client) ProtectedResource(ctx context.Context, resource, metadataURL st
 	p := c.policyFor(ru)
 	var errs []error
 	if metadataURL != "" {
-		d, err := c.protectedResource(ctx, p, metadataURL)
+		d, err := c.protectedResource(ctx, p, metadataURL, fresh)
 		if err == nil {
 			if !covers(d.Resource, ru) {
 				return nil, fmt.Errorf("%w: %s names resource %q, which is not %s or above it (RFC 9728 §3.3)",
@@ -301,7 +315,7 @@ func (c *Client) ProtectedResource(ctx context.Context, resource, metadataURL st
 		if l.URL == metadataURL {
 			continue // tried
 		}
-		d, err := c.protectedResource(ctx, p, l.URL)
+		d, err := c.protectedResource(ctx, p, l.URL, fresh)
 		if absent(err) {
 			errs = append(errs, err)
 			continue
@@ -346,6 +360,11 @@ func (c *Client) AuthServer(ctx context.Context, resource, issuer string) (*Auth
 		}
 		if d.Issuer != issuer {
 			return nil, fmt.Errorf("%w: %s names issuer %q, not %q (RFC 8414 §3.3)", ErrMismatch, l.URL, d.Issuer, issuer)
+		}
+		if strings.Contains(l.URL, OpenIDConfigurationSuffix) {
+			op := *d // the cached document is shared
+			op.OpenIDConfiguration = true
+			return &op, nil
 		}
 		return d, nil
 	}
@@ -416,8 +435,8 @@ func absent(err error) bool {
 
 var errNotJSON = errors.New("discovery: answer is not JSON")
 
-func (c *Client) protectedResource(ctx context.Context, p netguard.Policy, u string) (*ProtectedResource, error) {
-	d, err := c.document(ctx, p, u, func(b []byte) (any, error) { return ParseProtectedResource(b) })
+func (c *Client) protectedResource(ctx context.Context, p netguard.Policy, u string, fresh bool) (*ProtectedResource, error) {
+	d, err := c.document(ctx, p, u, fresh, func(b []byte) (any, error) { return ParseProtectedResource(b) })
 	if err != nil {
 		return nil, err
 	}
@@ -425,22 +444,22 @@ func (c *Client) protectedResource(ctx context.Context, p netguard.Policy, u str
 }
 
 func (c *Client) authServer(ctx context.Context, p netguard.Policy, u string) (*AuthServer, error) {
-	d, err := c.document(ctx, p, u, func(b []byte) (any, error) { return ParseAuthServer(b) })
+	d, err := c.document(ctx, p, u, false, func(b []byte) (any, error) { return ParseAuthServer(b) })
 	if err != nil {
 		return nil, err
 	}
 	return d.(*AuthServer), nil
 }
 
-// document returns the document at u, from the cache or fetched and
-// parsed by parse. Failures are not cached.
-func (c *Client) document(ctx context.Context, p netguard.Policy, u string, parse func([]byte) (any, error)) (any, error) {
+// document returns the document at u, from the cache unless fresh, or
+// fetched and parsed by parse. Failures are not cached.
+func (c *Client) document(ctx context.Context, p netguard.Policy, u string, fresh bool, parse func([]byte) (any, error)) (any, error) {
 	key := cacheKey{url: u, loopback: p.Loopback}
 	ttl := c.CacheTTL
 	if ttl == 0 {
 		ttl = DefaultCacheTTL
 	}
-	if ttl > 0 {
+	if ttl > 0 && !fresh {
 		c.mu.Lock()
 		e, ok := c.cache[key]
 		c.mu.Unlock()

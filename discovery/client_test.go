@@ -292,6 +292,58 @@ func TestMetadataCache(t *testing.T) {
 	assert.Len(t, s.requests(), 4, "no cache")
 }
 
+// FreshProtectedResource fetches anew, and what it fetched is what the
+// cache holds afterwards.
+func TestFreshProtectedResource(t *testing.T) {
+	s := newSite(t)
+	path := "/.well-known/oauth-protected-resource/mcp"
+	s.json(path, `{"resource":"{url}/mcp","authorization_servers":["{url}/as1"]}`)
+	c := quick()
+	closeIdle(t, c)
+	ctx := context.Background()
+	d, err := c.ProtectedResource(ctx, s.URL+"/mcp", "")
+	require.NoError(t, err)
+	require.Equal(t, []string{s.URL + "/as1"}, d.AuthorizationServers)
+
+	s.json(path, `{"resource":"{url}/mcp","authorization_servers":["{url}/as2"]}`)
+	d, err = c.ProtectedResource(ctx, s.URL+"/mcp", "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{s.URL + "/as1"}, d.AuthorizationServers, "from the cache")
+	d, err = c.FreshProtectedResource(ctx, s.URL+"/mcp", "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{s.URL + "/as2"}, d.AuthorizationServers, "fetched anew")
+	d, err = c.ProtectedResource(ctx, s.URL+"/mcp", "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{s.URL + "/as2"}, d.AuthorizationServers, "the cache holds the fresh copy")
+	assert.Len(t, s.requests(), 2)
+}
+
+// A document found at an OpenID Connect Discovery location says so; one
+// at the RFC 8414 location does not. The pushed authorization request
+// members are kept.
+func TestAuthServerOpenIDConfiguration(t *testing.T) {
+	s := newSite(t)
+	s.json("/op/.well-known/openid-configuration", `{"issuer":"{url}/op","authorization_endpoint":"{url}/op/auth","token_endpoint":"{url}/op/token",
+		"pushed_authorization_request_endpoint":"{url}/op/par","require_pushed_authorization_requests":true}`)
+	s.json("/.well-known/oauth-authorization-server/plain", `{"issuer":"{url}/plain","authorization_endpoint":"{url}/plain/auth","token_endpoint":"{url}/plain/token"}`)
+	c := quick()
+	closeIdle(t, c)
+	for range 2 { // the second from the cache
+		op, err := c.AuthServer(context.Background(), s.URL+"/mcp", s.URL+"/op")
+		require.NoError(t, err)
+		assert.True(t, op.OpenIDConfiguration)
+		assert.Equal(t, s.URL+"/op/par", op.PushedAuthorizationRequestEndpoint)
+		assert.True(t, op.RequirePushedAuthorizationRequests)
+	}
+	plain, err := c.AuthServer(context.Background(), s.URL+"/mcp", s.URL+"/plain")
+	require.NoError(t, err)
+	assert.False(t, plain.OpenIDConfiguration)
+	assert.Empty(t, plain.PushedAuthorizationRequestEndpoint)
+
+	_, err = discovery.ParseAuthServer([]byte(`{"issuer":"https://as.example","pushed_authorization_request_endpoint":"https://as.example/par#x"}`))
+	assert.ErrorIs(t, err, discovery.ErrMalformed)
+}
+
 func TestMetadataBodyBounded(t *testing.T) {
 	s := newSite(t)
 	s.json("/.well-known/oauth-protected-resource", `{"resource":"{url}","resource_name":"`+strings.Repeat("x", 2000)+`"}`)

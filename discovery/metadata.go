@@ -122,6 +122,20 @@ type AuthServer struct {
 	// https URL of a client ID metadata document as client_id (OAuth
 	// Client ID Metadata Document, used by MCP).
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// PushedAuthorizationRequestEndpoint is the URL of the pushed
+	// authorization request endpoint (RFC 9126 §5), "" when the server
+	// has none.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	// RequirePushedAuthorizationRequests says that the server accepts
+	// authorization requests only through its pushed authorization
+	// request endpoint (RFC 9126 §5).
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+
+	// OpenIDConfiguration says that the document was found at an OpenID
+	// Connect Discovery location (/.well-known/openid-configuration),
+	// not RFC 8414's: the server is an OpenID Provider. Set by
+	// [Client.AuthServer]; not a member of the document.
+	OpenIDConfiguration bool `json:"-"`
 }
 
 // ParseAuthServer parses an authorization server metadata document
@@ -140,6 +154,8 @@ type AuthServer struct {
 //	claims_parameter_supported             OPTIONAL (OpenID Connect Discovery 1.0)
 //	authorization_response_iss_parameter_supported  OPTIONAL (RFC 9207 §3)
 //	client_id_metadata_document_supported  OPTIONAL (OAuth Client ID Metadata Document)
+//	pushed_authorization_request_endpoint  OPTIONAL (RFC 9126 §5)
+//	require_pushed_authorization_requests  OPTIONAL (RFC 9126 §5)
 //
 // The issuer must be an http(s) URL without query or fragment, the
 // endpoints absolute http(s) URLs without fragment. Member names are
@@ -166,6 +182,8 @@ func ParseAuthServer(data []byte) (*AuthServer, error) {
 		m.boolean("claims_parameter_supported", &d.ClaimsParameterSupported),
 		m.boolean("authorization_response_iss_parameter_supported", &d.AuthorizationResponseIssParameterSupported),
 		m.boolean("client_id_metadata_document_supported", &d.ClientIDMetadataDocumentSupported),
+		m.str("pushed_authorization_request_endpoint", &d.PushedAuthorizationRequestEndpoint),
+		m.boolean("require_pushed_authorization_requests", &d.RequirePushedAuthorizationRequests),
 	); err != nil {
 		return nil, err
 	}
@@ -179,6 +197,7 @@ func ParseAuthServer(data []byte) (*AuthServer, error) {
 		{"authorization_endpoint", d.AuthorizationEndpoint},
 		{"token_endpoint", d.TokenEndpoint},
 		{"registration_endpoint", d.RegistrationEndpoint},
+		{"pushed_authorization_request_endpoint", d.PushedAuthorizationRequestEndpoint},
 	} {
 		if e.url == "" {
 			continue

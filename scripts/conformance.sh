@@ -5,11 +5,21 @@
 # through initialize, tools/list and tools/call (except the scenarios where
 # the client is meant to fail).
 #
-# Usage: scripts/conformance.sh [--client go-sdk|mcp-go] [SUITE ARGS...]
+# Usage: scripts/conformance.sh [--client go-sdk|mcp-go] [--judge PREFIX] [SUITE ARGS...]
+#        scripts/conformance.sh list [LIST ARGS...]
 #
 #   SUITE ARGS go to `conformance client` as they are; the default is
 #   `--suite auth`. Examples: `--scenario auth/scope-step-up --verbose`,
-#   `--suite backcompat`.
+#   `--suite backcompat`, `--suite auth --spec-version 2026-07-28` (with
+#   CONFORMANCE_VERSION=0.2.0-alpha.12).
+#
+#   --judge PREFIX judges only the scenarios whose name starts with PREFIX,
+#   on their checks (a failure or a warning fails the run) and the client's
+#   outcome; the others run and are reported, but the suite's own verdict,
+#   which counts them, is not taken. For `--suite draft`, whose scenarios
+#   other than auth/ judge the MCP SDKs (examples/cmd/conformance/README.md).
+#
+#   list shows the suite's scenarios (`conformance list`).
 #
 # Environment:
 #   MCP_CLIENT           the MCP client SDK, go-sdk (default) or mcp-go;
@@ -36,17 +46,27 @@ CACHE=${CONFORMANCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stepup-conformance}
 CLIENT=${MCP_CLIENT:-go-sdk}
 
 # Scenarios in which the client is expected to fail its calls: the suite
-# sets allowClientError for them (the server refuses for good).
-ALLOWED_CLIENT_FAILURES=" auth/scope-retry-limit auth/resource-mismatch "
+# sets allowClientError for them (the server refuses for good, or the
+# client must refuse the authorization server's answer: RFC 9207 iss, an
+# issuer that is not the one the metadata was fetched for).
+ALLOWED_CLIENT_FAILURES=" auth/scope-retry-limit auth/resource-mismatch auth/iss-supported-missing auth/iss-wrong-issuer auth/iss-unexpected auth/iss-normalized auth/metadata-issuer-mismatch "
 
 log() { printf 'conformance.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 args=()
-while [ $# -gt 0 ]; do
+judge=
+listing=false
+if [ "${1:-}" = list ]; then
+	listing=true
+	shift
+fi
+while [ $# -gt 0 ] && ! $listing; do
 	case $1 in
 	--client) CLIENT=${2:?--client needs go-sdk or mcp-go}; shift 2 ;;
 	--client=*) CLIENT=${1#--client=}; shift ;;
+	--judge) judge=${2:?--judge needs a scenario name prefix}; shift 2 ;;
+	--judge=*) judge=${1#--judge=}; shift ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
@@ -84,6 +104,9 @@ install_suite() {
 mkdir -p "$CACHE"
 install_node22
 install_suite
+if $listing; then
+	exec "$NODE" "$INDEX" list "$@"
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -103,6 +126,8 @@ for a in "${args[@]}"; do
 done
 if ! $has_output_dir; then
 	args+=(-o "$OUT")
+elif [ -n "$judge" ]; then
+	die "--judge reads the results, and needs them where CONFORMANCE_OUT says, not in -o"
 fi
 
 cmd=("$NODE" "$INDEX" client --command "$BIN" "${args[@]}")
@@ -119,12 +144,26 @@ fi
 # The suite's own verdict counts failed checks and warnings, but in suite
 # mode not the client's exit: a client that got its token and then failed
 # the call would pass. The client prints a line when it got through.
+if [ -n "$judge" ]; then
+	log "judging only the scenarios ${judge}*; the suite's verdict (status $status) counts the others too"
+	status=0
+fi
 if ! $has_output_dir; then
 	bad=0
+	judged=0
 	while IFS= read -r checks; do
 		dir=$(dirname "$checks")
 		scenario=${dir#"$OUT"/}
 		scenario=${scenario%-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*}
+		if [[ $scenario != "$judge"* ]]; then
+			log "not judged: $scenario"
+			continue
+		fi
+		judged=$((judged + 1))
+		if [ -n "$judge" ] && grep -Eq '"status": *"(FAILURE|WARNING)"' "$checks"; then
+			log "FAILED CHECKS: $scenario ($checks)"
+			bad=1
+		fi
 		if grep -q '^conformance: ok:' "$dir/stdout.txt" 2>/dev/null; then
 			log "client got through: $scenario"
 		elif [[ $ALLOWED_CLIENT_FAILURES == *" $scenario "* ]]; then
@@ -135,6 +174,10 @@ if ! $has_output_dir; then
 			bad=1
 		fi
 	done < <(find "$OUT" -name checks.json | sort)
+	if [ "$judged" = 0 ]; then
+		log "NO SCENARIO RAN${judge:+ matching $judge}"
+		bad=1
+	fi
 	if [ "$bad" = 1 ] && [ "$status" = 0 ]; then
 		status=1
 	fi

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
-	"github.com/stepup-go/stepup/examples/internal/authserver"
+	"github.com/stepup-go/stepup/examples/internal/realserver"
 )
 
 // Challenges says how the server words its WWW-Authenticate challenges.
@@ -34,25 +37,37 @@ const (
 const maxRPCBody = 1 << 20
 
 // gate protects the MCP endpoint: every request needs the base scopes, and
-// tools/call of a tool listed in toolScopes needs that tool's scopes too.
-// It is the go-sdk's auth.RequireBearerToken twice, the second time for the
-// tool; with RFC6750Challenges the challenges it writes are reworded.
+// tools/call of a tool listed in toolScopes needs that tool's scopes too,
+// and of one listed in stepUp, that authentication. It is the go-sdk's
+// auth.RequireBearerToken twice, the second time for the tool; with
+// RFC6750Challenges the challenges it writes are reworded.
 type gate struct {
-	as          *authserver.Server
+	issuer      string
+	verifyToken func(ctx context.Context, token string) (*realserver.TokenInfo, error)
 	resource    string
 	metadataURL string
 	base        []string
 	toolScopes  map[string][]string
+	stepUp      map[string]Authentication
 	style       Challenges
 	counts      *counts
 }
 
-func (g *gate) verify(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
-	info, err := g.as.Verify(token, g.resource)
+// The keys of auth.TokenInfo.Extra for the token's authentication.
+const (
+	extraACR      = "acr"
+	extraAuthTime = "auth_time"
+)
+
+func (g *gate) verify(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+	info, err := g.verifyToken(ctx, token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
 	}
-	return &auth.TokenInfo{Scopes: info.Scopes, Expiration: info.Expires, UserID: info.Subject}, nil
+	return &auth.TokenInfo{
+		Scopes: info.Scopes, Expiration: info.Expires, UserID: info.Subject,
+		Extra: map[string]any{extraACR: info.ACR, extraAuthTime: info.AuthTime},
+	}, nil
 }
 
 // wrap returns next behind the gate.
@@ -60,11 +75,18 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 	requireBase := auth.RequireBearerToken(g.verify, &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL: g.metadataURL, Scopes: g.base,
 	})
-	tools := make(map[string]http.Handler, len(g.toolScopes))
+	tools := make(map[string]http.Handler, len(g.toolScopes)+len(g.stepUp))
+	for name, need := range g.stepUp {
+		tools[name] = g.requireAuthentication(need, next)
+	}
 	for name, scopes := range g.toolScopes {
+		h := next
+		if t := tools[name]; t != nil {
+			h = t
+		}
 		tools[name] = auth.RequireBearerToken(g.verify, &auth.RequireBearerTokenOptions{
 			ResourceMetadataURL: g.metadataURL, Scopes: scopes,
-		})(next)
+		})(h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.counts.request(r)
@@ -76,6 +98,38 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 			w = &rewordingWriter{ResponseWriter: w, g: g, tokenSent: r.Header.Get("Authorization") != ""}
 		}
 		requireBase(h).ServeHTTP(&countingWriter{ResponseWriter: w, counts: g.counts, method: r.Method}, r)
+	})
+}
+
+// requireAuthentication lets through to next the requests whose token
+// stems from the authentication need says, and answers the others with
+// the challenge of RFC 9470 §3. It runs behind auth.RequireBearerToken,
+// which put the token's information in the request's context.
+func (g *gate) requireAuthentication(need Authentication, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var acr string
+		var authTime time.Time
+		if info := auth.TokenInfoFromContext(r.Context()); info != nil {
+			acr, _ = info.Extra[extraACR].(string)
+			authTime, _ = info.Extra[extraAuthTime].(time.Time)
+		}
+		params := []string{`error="insufficient_user_authentication"`}
+		switch {
+		case len(need.ACRs) > 0 && !slices.Contains(need.ACRs, acr):
+			params = append(params,
+				`error_description="A stronger authentication is needed"`,
+				fmt.Sprintf("acr_values=%q", strings.Join(need.ACRs, " ")))
+		case need.MaxAge > 0 && (authTime.IsZero() || time.Since(authTime) > need.MaxAge):
+			params = append(params,
+				`error_description="A more recent authentication is needed"`,
+				"max_age="+strconv.Itoa(int(need.MaxAge/time.Second)))
+		default:
+			next.ServeHTTP(w, r)
+			return
+		}
+		params = append(params, fmt.Sprintf("resource_metadata=%q", g.metadataURL))
+		w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+		http.Error(w, "insufficient_user_authentication", http.StatusUnauthorized)
 	})
 }
 
@@ -120,7 +174,10 @@ type rewordingWriter struct {
 
 func (w *rewordingWriter) WriteHeader(status int) {
 	h := w.Header()
-	if (status == http.StatusUnauthorized || status == http.StatusForbidden) && len(h.Values("WWW-Authenticate")) == 1 {
+	// A challenge with an error code is the gate's own (RFC 9470), not
+	// auth.RequireBearerToken's.
+	if (status == http.StatusUnauthorized || status == http.StatusForbidden) && len(h.Values("WWW-Authenticate")) == 1 &&
+		!strings.Contains(h.Get("WWW-Authenticate"), "error=") {
 		scope := quotedParam(h.Get("WWW-Authenticate"), "scope")
 		var params []string
 		switch {

@@ -30,6 +30,17 @@ func NewGoSDK(cfg Config) *Server {
 				n.add(in.Text)
 				return textResult("saved: " + in.Text), nil, nil
 			})
+		for name := range cfg.StepUp {
+			if name == ToolRead || name == ToolWrite {
+				continue
+			}
+			// A tool of its own for each step-up: it answers its name.
+			mcp.AddTool(server, &mcp.Tool{Name: name, Description: "Needs a stronger authentication."},
+				func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+					s.counts.toolCall()
+					return textResult("ok: " + name), nil, nil
+				})
+		}
 		var added atomic.Int64
 		s.notify = func() {
 			// Adding a tool makes the server send tools/list_changed to
@@ -47,7 +58,7 @@ func NewGoSDK(cfg Config) *Server {
 		}
 		metadata := auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
 			Resource:               s.URL,
-			AuthorizationServers:   []string{g.as.URL},
+			AuthorizationServers:   []string{g.issuer},
 			ScopesSupported:        cfg.ScopesSupported,
 			BearerMethodsSupported: []string{"header"},
 		})

@@ -41,7 +41,7 @@ func NewMCPGo(cfg Config) *Server {
 		}
 		meta := server.ProtectedResourceMetadataConfig{
 			Resource:               s.URL,
-			AuthorizationServers:   []string{g.as.URL},
+			AuthorizationServers:   []string{g.issuer},
 			ScopesSupported:        cfg.ScopesSupported,
 			BearerMethodsSupported: []string{"header"},
 		}

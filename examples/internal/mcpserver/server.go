@@ -2,7 +2,8 @@
 // process, on loopback: one built with the go-sdk
 // (github.com/modelcontextprotocol/go-sdk) and one with mcp-go
 // (github.com/mark3labs/mcp-go), both stateful Streamable HTTP servers
-// protected by tokens of an [authserver.Server].
+// protected by tokens of an [authserver.Server] or of any authorization
+// server whose tokens a verifier function checks (a [realserver.Server]).
 //
 // The seed scenario: the first 401 asks for the base scopes, offline_access
 // among them, so the client gets a refresh token; every tool but one needs
@@ -14,12 +15,16 @@
 package mcpserver
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stepup-go/stepup/examples/internal/authserver"
+	"github.com/stepup-go/stepup/examples/internal/realserver"
 )
 
 // The scopes of the seed scenario.
@@ -37,11 +42,29 @@ const (
 	ToolWrite = "write_note"
 )
 
-// Config configures a server. Only AuthServer is required.
+// Config configures a server: AuthServer, or Issuer and Verify, are
+// required.
 type Config struct {
 	// AuthServer issues and verifies the tokens. The server registers its
 	// resource URI with it.
 	AuthServer *authserver.Server
+
+	// Issuer is the authorization server the protected resource metadata
+	// names, and Verify checks its access tokens, when AuthServer is nil.
+	Issuer string
+	Verify func(ctx context.Context, token string) (*realserver.TokenInfo, error)
+
+	// Listener, when set, is where the server listens: its resource URI
+	// is then known before it starts, as an authorization server
+	// configured for it needs. Nil means a new loopback port.
+	Listener net.Listener
+
+	// StepUp lists the tools that need a stronger or more recent
+	// authentication than the others (NewGoSDK adds those that are not
+	// ToolRead or ToolWrite, answering their name); a call with a token
+	// that lacks it gets a 401 insufficient_user_authentication (RFC 9470
+	// §3).
+	StepUp map[string]Authentication
 
 	// Challenges says how challenges are worded: the go-sdk's as they are
 	// (the zero value) or with RFC 6750 error codes.
@@ -58,6 +81,13 @@ type Config struct {
 	// ScopesSupported is the protected resource metadata's
 	// scopes_supported (RFC 9728 §2). Nil means ScopeRead.
 	ScopesSupported []string
+}
+
+// Authentication is what a tool needs of the authentication behind a
+// token (RFC 9470): one of the ACRs, and at most MaxAge ago, where set.
+type Authentication struct {
+	ACRs   []string
+	MaxAge time.Duration
 }
 
 func (c *Config) defaults() {
@@ -94,13 +124,28 @@ func start(cfg Config, build func(s *Server, g *gate, cfg Config) (mcp, metadata
 	cfg.defaults()
 	s := &Server{counts: &counts{}}
 	mux := http.NewServeMux()
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewUnstartedServer(mux)
+	if cfg.Listener != nil {
+		s.srv.Listener.Close()
+		s.srv.Listener = cfg.Listener
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL + "/mcp"
 	s.MetadataURL = s.srv.URL + "/.well-known/oauth-protected-resource/mcp"
-	cfg.AuthServer.AllowResource(s.URL)
 	g := &gate{
-		as: cfg.AuthServer, resource: s.URL, metadataURL: s.MetadataURL,
-		base: cfg.BaseScopes, toolScopes: cfg.ToolScopes, style: cfg.Challenges, counts: s.counts,
+		issuer: cfg.Issuer, verifyToken: cfg.Verify, resource: s.URL, metadataURL: s.MetadataURL,
+		base: cfg.BaseScopes, toolScopes: cfg.ToolScopes, stepUp: cfg.StepUp, style: cfg.Challenges, counts: s.counts,
+	}
+	if as := cfg.AuthServer; as != nil {
+		as.AllowResource(s.URL)
+		g.issuer = as.URL
+		g.verifyToken = func(_ context.Context, token string) (*realserver.TokenInfo, error) {
+			info, err := as.Verify(token, s.URL)
+			if err != nil {
+				return nil, err
+			}
+			return &realserver.TokenInfo{Subject: info.Subject, Scopes: info.Scopes, Expires: info.Expires}, nil
+		}
 	}
 	mcp, metadata := build(s, g, cfg)
 	mux.Handle("/mcp", g.wrap(mcp))

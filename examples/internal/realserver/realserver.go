@@ -40,6 +40,10 @@ type Counts struct {
 	Authorizations int            // authorization requests (front channel)
 	Registrations  int            // dynamic client registrations
 	Grants         map[string]int // token requests by grant_type
+	// Requested is the scope parameter of each authorization request,
+	// pushed (RFC 9126) or not, in order, where the server's counter
+	// records it; nil otherwise.
+	Requested []string
 }
 
 // Server is a started authorization server.
