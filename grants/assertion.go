@@ -24,11 +24,10 @@ import (
 // (RFC 7523 §3: the server may bound exp).
 const assertionLifetime = 2 * time.Minute
 
-// clientAssertion signs a client authentication JWT for the authorization
-// server issuer (RFC 7523 §3): iss and sub the client_id, aud the
-// issuer identifier, as the MCP OAuth client credentials extension asks,
-// a jti of 128 random bits, and a short exp.
-func clientAssertion(k PrivateKeyJWT, issuer string) (string, error) {
+// clientAssertion signs a client authentication JWT for the audience aud
+// (RFC 7523 §3): iss and sub the client_id, a jti of 128 random bits, and
+// a short exp.
+func clientAssertion(k PrivateKeyJWT, aud string) (string, error) {
 	alg, err := algorithmFor(k.Key, k.Algorithm)
 	if err != nil {
 		return "", err
@@ -46,7 +45,7 @@ func clientAssertion(k PrivateKeyJWT, issuer string) (string, error) {
 	claims := jwt.Claims{
 		Issuer:   k.ClientID,
 		Subject:  k.ClientID,
-		Audience: jwt.Audience{issuer},
+		Audience: jwt.Audience{aud},
 		ID:       base64.RawURLEncoding.EncodeToString(jti),
 		IssuedAt: jwt.NewNumericDate(now),
 		Expiry:   jwt.NewNumericDate(now.Add(assertionLifetime)),

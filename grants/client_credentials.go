@@ -37,6 +37,13 @@ type ClientCredentials struct {
 	// resource lists; others are not used.
 	AuthorizationServer string
 
+	// EndpointParams are added to every token request, as with
+	// [golang.org/x/oauth2/clientcredentials.Config]: audience, say, for
+	// servers that bind tokens to an audience parameter rather than to
+	// the RFC 8707 resource, which is sent as well. A parameter the grant
+	// sets cannot be overridden.
+	EndpointParams url.Values
+
 	d discoverer
 }
 
@@ -60,6 +67,7 @@ func (c *ClientCredentials) Escalate(ctx context.Context, req *stepup.Escalation
 		scopes:    scopes,
 		params:    url.Values{"resource": {t.prm.Resource}}, // RFC 8707 §2
 		auth:      c.Auth,
+		extra:     c.EndpointParams,
 	}
 	tok, err := r.send(ctx, disc.HTTPClient(t.prm.Resource))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -256,4 +257,53 @@ func TestClientCredentialsNoPerson(t *testing.T) {
 	_, err := esc.Escalate(context.Background(), &stepup.EscalationRequest{Reason: stepup.ReasonUserAuthentication, Resource: "https://mcp.example/mcp"})
 	require.ErrorIs(t, err, stepup.ErrDeclined)
 	assert.True(t, strings.Contains(err.Error(), "user authentication"), err.Error())
+}
+
+// A server that wants the token endpoint as the assertion's audience
+// refuses the issuer, and takes the token endpoint when told.
+func TestClientCredentialsAudienceTokenEndpoint(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	for _, toEndpoint := range []bool{false, true} {
+		w := newWorld(t)
+		w.as.assertAud = w.as.issuer + "/token"
+		w.as.register(&asClient{id: "svc", method: "private_key_jwt", key: key.Public()})
+		w.client(t, &grants.ClientCredentials{Auth: grants.PrivateKeyJWT{ClientID: "svc", Key: key, AudienceTokenEndpoint: toEndpoint}, Discovery: disc()})
+		_, err := w.get(t, "/mcp/a")
+		if !toEndpoint {
+			var te *grants.TokenError
+			require.ErrorAs(t, err, &te)
+			assert.Equal(t, "invalid_client", te.Code)
+			continue
+		}
+		require.NoError(t, err)
+	}
+}
+
+// EndpointParams go with every token request; one the grant sets cannot
+// be overridden, and nothing is sent then.
+func TestClientCredentialsEndpointParams(t *testing.T) {
+	w := newWorld(t)
+	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	w.client(t, &grants.ClientCredentials{
+		Auth:           grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"},
+		EndpointParams: url.Values{"audience": {"https://api.example"}},
+		Discovery:      disc(),
+	})
+	_, err := w.get(t, "/mcp/a")
+	require.NoError(t, err)
+	assert.Equal(t, "https://api.example", w.as.tokenRequests()[0].form.Get("audience"))
+
+	for _, p := range []string{"grant_type", "resource", "scope", "client_assertion"} {
+		w := newWorld(t)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		w.client(t, &grants.ClientCredentials{
+			Auth:           grants.PrivateKeyJWT{ClientID: "svc", Key: key},
+			EndpointParams: url.Values{p: {"x"}},
+			Discovery:      disc(),
+		})
+		_, err := w.get(t, "/mcp/a")
+		require.ErrorContains(t, err, "set by the grant", p)
+		assert.Empty(t, w.as.tokenRequests(), p)
+	}
 }

@@ -118,6 +118,13 @@ type PrivateKeyJWT struct {
 	// KeyID, when set, is the kid header: which of the client's
 	// registered keys signed (RFC 7515 §4.1.4).
 	KeyID string
+	// AudienceTokenEndpoint makes the assertion's aud the token
+	// endpoint's URL rather than the issuer identifier, for servers that
+	// want it so (RFC 7523 §3 allows either; Ory Hydra requires the token
+	// endpoint). The default, the issuer, is what the MCP OAuth client
+	// credentials extension asks for: it names the server whatever URL
+	// the request goes to.
+	AudienceTokenEndpoint bool
 }
 
 // ID returns k.ClientID.
@@ -127,7 +134,11 @@ func (k PrivateKeyJWT) credential(as *discovery.AuthServer) (*credential, error)
 	if k.ClientID == "" {
 		return nil, fmt.Errorf("grants: a PrivateKeyJWT needs a ClientID")
 	}
-	assertion, err := clientAssertion(k, as.Issuer)
+	aud := as.Issuer
+	if k.AudienceTokenEndpoint {
+		aud = as.TokenEndpoint
+	}
+	assertion, err := clientAssertion(k, aud)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func (e *Enterprise) Escalate(ctx context.Context, req *stepup.EscalationRequest
 	if err != nil {
 		return nil, err
 	}
-	return redeemAssertion(ctx, hc, t, jag, scopes, e.Client)
+	return redeemAssertion(ctx, hc, t, jag, scopes, e.Client, nil)
 }
 
 // idp returns the IdP's metadata, or as much of it as IdPTokenEndpoint

@@ -11,8 +11,9 @@ import (
 // redeemAssertion presents assertion with the JWT bearer grant (RFC 7523
 // §2.1) at t's token endpoint, for scopes and t's resource (RFC 8707 §2),
 // authenticating as auth (nil: not at all, RFC 7523 §3.1 does not
-// require it), and returns the grant of the access token.
-func redeemAssertion(ctx context.Context, hc *http.Client, t *target, assertion string, scopes stepup.Scopes, auth ClientAuth) (*stepup.Grant, error) {
+// require it), with the caller's extra parameters, and returns the grant
+// of the access token.
+func redeemAssertion(ctx context.Context, hc *http.Client, t *target, assertion string, scopes stepup.Scopes, auth ClientAuth, extra url.Values) (*stepup.Grant, error) {
 	r := &tokenRequest{
 		as:        t.as,
 		grantType: GrantJWTBearer,
@@ -20,6 +21,7 @@ func redeemAssertion(ctx context.Context, hc *http.Client, t *target, assertion 
 		params:    url.Values{"assertion": {assertion}, "resource": {t.prm.Resource}},
 		auth:      auth,
 		secrets:   []string{assertion},
+		extra:     extra,
 	}
 	tok, err := r.send(ctx, hc)
 	if err != nil {

@@ -42,6 +42,7 @@ type authServer struct {
 	resource    string   // the resource it issues tokens for
 	refuse      map[string]string
 	accessTTL   time.Duration
+	assertAud   string // the aud a client assertion must have; "" = the issuer
 	// override, when set, answers a token request instead, when it
 	// returns true.
 	override func(w http.ResponseWriter, r *http.Request) bool
@@ -242,7 +243,11 @@ func (as *authServer) checkClientAssertion(f url.Values) (*asClient, error) {
 	if err := tok.Claims(c.key, &claims); err != nil {
 		return nil, err
 	}
-	if err := claims.Validate(jwt.Expected{Issuer: c.id, Subject: c.id, AnyAudience: jwt.Audience{as.issuer}, Time: time.Now()}); err != nil {
+	aud := as.assertAud
+	if aud == "" {
+		aud = as.issuer
+	}
+	if err := claims.Validate(jwt.Expected{Issuer: c.id, Subject: c.id, AnyAudience: jwt.Audience{aud}, Time: time.Now()}); err != nil {
 		return nil, err
 	}
 	if claims.ID == "" || as.jtis[claims.ID] {

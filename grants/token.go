@@ -32,6 +32,7 @@ type tokenRequest struct {
 	grantType string
 	scopes    stepup.Scopes
 	params    url.Values // the grant's own parameters
+	extra     url.Values // the caller's EndpointParams
 	auth      ClientAuth // nil: no client authentication
 	secrets   []string   // the grant's credentials (an assertion, a subject token)
 }
@@ -49,11 +50,13 @@ func (r *tokenRequest) send(ctx context.Context, hc *http.Client) (*oauth2.Token
 		}
 	}
 	params := url.Values{"grant_type": {r.grantType}}
-	for k, v := range r.params {
-		params[k] = v
-	}
-	for k, v := range cred.params {
-		params[k] = v
+	for _, add := range []url.Values{r.params, cred.params, r.extra} {
+		for k, v := range add {
+			if params.Has(k) || k == "scope" {
+				return nil, fmt.Errorf("grants: the token request's %s is set by the grant, not by EndpointParams", k)
+			}
+			params[k] = v
+		}
 	}
 	cfg := &clientcredentials.Config{
 		ClientID:       cred.clientID,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -46,6 +47,13 @@ type Workload struct {
 	// resource lists; others are not used.
 	AuthorizationServer string
 
+	// EndpointParams are added to every token request, as with
+	// [golang.org/x/oauth2/clientcredentials.Config]: audience, say, for
+	// servers that bind tokens to an audience parameter rather than to
+	// the RFC 8707 resource, which is sent as well. A parameter the grant
+	// sets cannot be overridden.
+	EndpointParams url.Values
+
 	d discoverer
 }
 
@@ -66,7 +74,7 @@ func (w *Workload) Escalate(ctx context.Context, req *stepup.EscalationRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return redeemAssertion(ctx, disc.HTTPClient(t.prm.Resource), t, assertion, t.scopes(req), w.Client)
+	return redeemAssertion(ctx, disc.HTTPClient(t.prm.Resource), t, assertion, t.scopes(req), w.Client, w.EndpointParams)
 }
 
 // subjectToken calls get and checks that it returned a token.
