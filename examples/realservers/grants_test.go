@@ -1,0 +1,166 @@
+package realservers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/examples/internal/mcpclient"
+	"github.com/stepup-go/stepup/examples/internal/mcpserver"
+	"github.com/stepup-go/stepup/examples/internal/realserver"
+	"github.com/stepup-go/stepup/grants"
+)
+
+// register registers a client with the server's registration endpoint
+// (RFC 7591), as an operator would with the server's own tools, and
+// returns its client_id and client_secret.
+func register(t *testing.T, e *env, meta map[string]any) (id, secret string) {
+	t.Helper()
+	disc := &discovery.Client{}
+	t.Cleanup(disc.CloseIdleConnections)
+	as, err := disc.AuthServer(context.Background(), e.mcp.URL, e.as.Issuer)
+	require.NoError(t, err)
+	require.NotEmpty(t, as.RegistrationEndpoint)
+	body, err := json.Marshal(meta)
+	require.NoError(t, err)
+	hc := disc.HTTPClient(e.mcp.URL)
+	resp, err := hc.Post(as.RegistrationEndpoint, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		Error        string `json:"error"`
+		Description  string `json:"error_description"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "%s: %s", out.Error, out.Description)
+	return out.ClientID, out.ClientSecret
+}
+
+// connectWith connects the go-sdk's MCP client through a stepup.Transport
+// with esc.
+func (e *env) connectWith(esc stepup.Escalator) *client {
+	t := e.t
+	ts, err := stepup.NewTokenSource(e.mcp.URL, nil)
+	require.NoError(t, err)
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}}
+	session, err := mcpclient.Connect(context.Background(), mcpclient.GoSDK, e.mcp.URL, hc, mcpclient.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = session.Close() })
+	return &client{ts: ts, session: session}
+}
+
+// The client credentials grant against each real server, with each client
+// authentication it supports: the first call's 401 gets a token for the
+// read scope, the write tool's 403 one for read and write, never a
+// refresh, and every token checks at the resource server.
+func TestClientCredentialsRealServers(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			for _, method := range []string{grants.MethodBasic, grants.MethodPost} {
+				t.Run(method, func(t *testing.T) {
+					ignore := goleak.IgnoreCurrent()
+					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+					e := newEnv(t, srv)
+					meta := map[string]any{
+						"grant_types": []string{"client_credentials"}, "response_types": []string{},
+						"token_endpoint_auth_method": method,
+					}
+					esc := &grants.ClientCredentials{Discovery: &discovery.Client{}}
+					t.Cleanup(esc.Discovery.CloseIdleConnections)
+					if !e.as.Features.ResourceIndicators {
+						// Hydra binds tokens to an audience parameter,
+						// which the client must be allowed, as its
+						// scopes; oidc-provider takes both from the
+						// resource (RFC 8707).
+						meta["audience"] = []string{e.mcp.URL}
+						meta["scope"] = realserver.ScopeRead + " " + realserver.ScopeWrite
+						esc.EndpointParams = url.Values{"audience": {e.mcp.URL}}
+					}
+					id, secret := register(t, e, meta)
+					esc.Auth = grants.ClientSecret{ClientID: id, Secret: secret, Method: method}
+					c := e.connectWith(esc)
+
+					c.call(t, mcpserver.ToolRead)
+					assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
+					c.call(t, mcpserver.ToolRead)
+					n := e.as.Counts()
+					assert.Equal(t, 2, n.Grants["client_credentials"], "one token, one step-up")
+					assert.Zero(t, n.Grants["refresh_token"])
+					assert.Zero(t, n.Authorizations, "no person")
+					tok, err := c.ts.Token()
+					require.NoError(t, err)
+					info, err := e.as.Verify(context.Background(), tok.AccessToken)
+					require.NoError(t, err)
+					assert.Subset(t, info.Scopes, []string{realserver.ScopeRead, realserver.ScopeWrite})
+				})
+			}
+		})
+	}
+}
+
+// private_key_jwt (RFC 7523 §2.2) against each real server: the client
+// registers its public key (RFC 7591 jwks), and every token request
+// carries a new assertion. oidc-provider takes the issuer as the
+// assertion's audience, as the MCP extension asks; Hydra wants its token
+// endpoint, and refuses the issuer.
+func TestPrivateKeyJWTRealServers(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			for _, toEndpoint := range []bool{false, true} {
+				t.Run(fmt.Sprintf("aud token endpoint %v", toEndpoint), func(t *testing.T) {
+					ignore := goleak.IgnoreCurrent()
+					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+					e := newEnv(t, srv)
+					key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+					require.NoError(t, err)
+					jwk := jose.JSONWebKey{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}
+					meta := map[string]any{
+						"grant_types": []string{"client_credentials"}, "response_types": []string{},
+						"token_endpoint_auth_method":      grants.MethodPrivateKeyJWT,
+						"token_endpoint_auth_signing_alg": "ES256",
+						"jwks":                            map[string]any{"keys": []jose.JSONWebKey{jwk}},
+					}
+					esc := &grants.ClientCredentials{Discovery: &discovery.Client{}}
+					t.Cleanup(esc.Discovery.CloseIdleConnections)
+					if !e.as.Features.ResourceIndicators {
+						meta["audience"] = []string{e.mcp.URL}
+						meta["scope"] = realserver.ScopeRead + " " + realserver.ScopeWrite
+						esc.EndpointParams = url.Values{"audience": {e.mcp.URL}}
+					}
+					id, _ := register(t, e, meta)
+					esc.Auth = grants.PrivateKeyJWT{ClientID: id, Key: key, KeyID: "k1", AudienceTokenEndpoint: toEndpoint}
+					if srv.name == "hydra" && !toEndpoint {
+						_, err := esc.Escalate(context.Background(), &stepup.EscalationRequest{Resource: e.mcp.URL})
+						var te *grants.TokenError
+						require.ErrorAs(t, err, &te)
+						assert.Equal(t, "invalid_client", te.Code)
+						assert.Equal(t, 1, e.as.Counts().Grants["client_credentials"])
+						return
+					}
+					c := e.connectWith(esc)
+					c.call(t, mcpserver.ToolRead)
+					assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
+					assert.Equal(t, 2, e.as.Counts().Grants["client_credentials"])
+				})
+			}
+		})
+	}
+}
