@@ -247,7 +247,11 @@ func TestClientCredentialsGrantNotSupported(t *testing.T) {
 	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.ErrorIs(t, err, grants.ErrGrantNotSupported)
-	assert.Empty(t, w.as.tokenRequests())
+	require.ErrorIs(t, err, stepup.ErrDeclined)
+	assert.Len(t, w.as.tokenRequests(), 1, "the token endpoint has the last word")
+	_, err = w.get(t, "/mcp/a")
+	require.ErrorIs(t, err, stepup.ErrDeclined)
+	assert.Len(t, w.as.tokenRequests(), 1, "remembered")
 }
 
 // A machine cannot meet a challenge for a user authentication (RFC 9470):

@@ -54,9 +54,12 @@ func resourceOf(req *stepup.EscalationRequest) (string, error) {
 }
 
 // discover finds the resource's metadata (RFC 9728) and the first of its
-// authorization servers (RFC 8414) that has a token endpoint and does not
-// say it lacks grantType: the issuer of the grant held first, so that a
-// step-up stays where the grant is, and only, when set, the issuer only.
+// authorization servers (RFC 8414) with a token endpoint: the issuer of
+// the grant held first, so that a step-up stays where the grant is, and,
+// when set, the issuer only. One whose grant_types_supported lists
+// grantType is preferred; when none does, the first with a token endpoint
+// is used all the same, and its token endpoint has the last word: servers
+// leave out grants they serve (Ory Hydra v2 lists no JWT bearer grant).
 func discover(ctx context.Context, disc *discovery.Client, req *stepup.EscalationRequest, only, grantType string) (*target, error) {
 	resource, err := resourceOf(req)
 	if err != nil {
@@ -71,6 +74,7 @@ func discover(ctx context.Context, disc *discovery.Client, req *stepup.Escalatio
 		issuers = slices.Concat([]string{req.Issuer}, issuers[:i], issuers[i+1:])
 	}
 	var errs []error
+	var unlisted *discovery.AuthServer
 	tried := 0
 	for _, issuer := range issuers {
 		if only != "" && issuer != only {
@@ -80,16 +84,25 @@ func discover(ctx context.Context, disc *discovery.Client, req *stepup.Escalatio
 			break
 		}
 		as, err := disc.AuthServer(ctx, resource, issuer)
-		if err == nil {
-			err = fits(as, grantType)
+		if err == nil && as.TokenEndpoint == "" {
+			err = errors.New("grants: the authorization server metadata has no token_endpoint")
 		}
 		if err == nil {
-			return &target{prm: prm, as: as}, nil
+			if lists(as, grantType) {
+				return &target{prm: prm, as: as}, nil
+			}
+			if unlisted == nil {
+				unlisted = as
+			}
+			continue
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", issuer, err))
+	}
+	if unlisted != nil {
+		return &target{prm: prm, as: unlisted}, nil
 	}
 	if len(errs) == 0 {
 		if only != "" {
@@ -100,18 +113,12 @@ func discover(ctx context.Context, disc *discovery.Client, req *stepup.Escalatio
 	return nil, fmt.Errorf("grants: no usable authorization server: %w", errors.Join(errs...))
 }
 
-// fits checks that as has a token endpoint and does not exclude
-// grantType. An empty grant_types_supported is taken as silence, not as
-// the RFC 8414 §2 default of authorization_code and implicit: many servers
-// that issue client credentials tokens do not list their grants.
-func fits(as *discovery.AuthServer, grantType string) error {
-	if as.TokenEndpoint == "" {
-		return errors.New("grants: the authorization server metadata has no token_endpoint")
-	}
-	if len(as.GrantTypesSupported) > 0 && !slices.Contains(as.GrantTypesSupported, grantType) {
-		return fmt.Errorf("%w %s (grant_types_supported %q)", ErrGrantNotSupported, grantType, as.GrantTypesSupported)
-	}
-	return nil
+// lists reports whether as's grant_types_supported lists grantType, or
+// lists nothing: silence is not taken for the RFC 8414 §2 default of
+// authorization_code and implicit, since many servers that issue client
+// credentials tokens do not list their grants.
+func lists(as *discovery.AuthServer, grantType string) bool {
+	return len(as.GrantTypesSupported) == 0 || slices.Contains(as.GrantTypesSupported, grantType)
 }
 
 // scopes returns the scope to request: the escalation's (requested ∪

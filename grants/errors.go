@@ -14,9 +14,9 @@ var (
 	// with ECDSA P-256/P-384/P-521, RSA and Ed25519 keys).
 	ErrKeyType = errors.New("grants: the private key does not fit the signing algorithm")
 
-	// ErrGrantNotSupported says that no authorization server of the
-	// resource lists the grant type in its grant_types_supported
-	// (RFC 8414 §2).
+	// ErrGrantNotSupported says that the token endpoint answered
+	// unsupported_grant_type (RFC 6749 §5.2): the authorization server
+	// does not serve the grant, or not to this client.
 	ErrGrantNotSupported = errors.New("grants: the authorization server does not support the grant type")
 
 	// ErrNoSubjectToken says that the function supplying a token to
@@ -73,13 +73,16 @@ func (e *TokenError) Error() string {
 
 // Unwrap returns [stepup.ErrDeclined] when the server refused what was
 // asked (RFC 6749 §5.2: invalid_scope, unauthorized_client; access_denied,
-// which some servers send from the token endpoint), else nil. A rejected
+// which some servers send from the token endpoint), both it and
+// [ErrGrantNotSupported] for unsupported_grant_type, else nil. A rejected
 // credential or assertion (invalid_client, invalid_grant) is not a
 // refusal: a new assertion, or a rotated secret, may succeed.
-func (e *TokenError) Unwrap() error {
+func (e *TokenError) Unwrap() []error {
 	switch e.Code {
 	case "invalid_scope", "unauthorized_client", "access_denied":
-		return stepup.ErrDeclined
+		return []error{stepup.ErrDeclined}
+	case "unsupported_grant_type":
+		return []error{stepup.ErrDeclined, ErrGrantNotSupported}
 	}
 	return nil
 }

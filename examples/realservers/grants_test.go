@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -163,4 +165,94 @@ func TestPrivateKeyJWTRealServers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The JWT bearer grant with a workload's own token (RFC 7523 §2.1) against
+// the servers that can trust a workload identity issuer (Hydra, through its
+// admin API): each new token presents a freshly issued workload token, the
+// 403 one for the union; a token from an issuer the server does not trust
+// is refused with invalid_grant after one request, no other grant tried.
+func TestWorkloadRealServers(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+			e := newEnv(t, srv)
+			if e.as.TrustJWTIssuer == nil {
+				t.Skipf("%s has no trust for workload identity issuers here", e.as.Name)
+			}
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			require.NoError(t, err)
+			const issuer, subject = "https://ci.example", "repo:stepup:job"
+			jwk := jose.JSONWebKey{Key: key.Public(), KeyID: "ci-1", Algorithm: "ES256", Use: "sig"}
+			require.NoError(t, e.as.TrustJWTIssuer(context.Background(), issuer, subject, jwk,
+				[]string{realserver.ScopeRead, realserver.ScopeWrite}))
+			id, _ := register(t, e, map[string]any{
+				"grant_types": []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "response_types": []string{},
+				"token_endpoint_auth_method": "none",
+				"audience":                   []string{e.mcp.URL},
+				"scope":                      realserver.ScopeRead + " " + realserver.ScopeWrite,
+			})
+			disc := &discovery.Client{}
+			t.Cleanup(disc.CloseIdleConnections)
+			as, err := disc.AuthServer(context.Background(), e.mcp.URL, e.as.Issuer)
+			require.NoError(t, err)
+			var issued []string
+			platform := func(signer *ecdsa.PrivateKey) func(context.Context) (string, error) {
+				return func(context.Context) (string, error) {
+					tok := signWorkloadToken(t, signer, issuer, subject, as.TokenEndpoint)
+					issued = append(issued, tok)
+					return tok, nil
+				}
+			}
+			esc := &grants.Workload{
+				Token: platform(key), Client: grants.PublicClient{ClientID: id}, Discovery: disc,
+				EndpointParams: url.Values{"audience": {e.mcp.URL}},
+			}
+			c := e.connectWith(esc)
+			c.call(t, mcpserver.ToolRead)
+			assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
+			n := e.as.Counts()
+			assert.Equal(t, 2, n.Grants["urn:ietf:params:oauth:grant-type:jwt-bearer"])
+			assert.Len(t, issued, 2)
+			tok, err := c.ts.Token()
+			require.NoError(t, err)
+			info, err := e.as.Verify(context.Background(), tok.AccessToken)
+			require.NoError(t, err)
+			assert.Equal(t, subject, info.Subject)
+			assert.Subset(t, info.Scopes, []string{realserver.ScopeRead, realserver.ScopeWrite})
+
+			// A key the server does not know: refused, once.
+			other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			require.NoError(t, err)
+			bad := &grants.Workload{Token: platform(other), Client: grants.PublicClient{ClientID: id}, Discovery: disc,
+				EndpointParams: url.Values{"audience": {e.mcp.URL}}}
+			_, err = bad.Escalate(context.Background(), &stepup.EscalationRequest{Resource: e.mcp.URL, Scopes: stepup.Scopes{realserver.ScopeRead}})
+			var te *grants.TokenError
+			require.ErrorAs(t, err, &te)
+			assert.Equal(t, "invalid_grant", te.Code)
+			assert.NotContains(t, err.Error(), issued[len(issued)-1])
+			after := e.as.Counts()
+			assert.Equal(t, 3, after.Grants["urn:ietf:params:oauth:grant-type:jwt-bearer"])
+			assert.Len(t, after.Grants, 1, "no other grant tried")
+		})
+	}
+}
+
+// signWorkloadToken signs the token a workload's platform would give it,
+// for the audience aud: Hydra wants its token endpoint there (RFC 7523
+// §3), a jti and an iat.
+func signWorkloadToken(t *testing.T, key *ecdsa.PrivateKey, issuer, subject, aud string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "ci-1"}}, nil)
+	require.NoError(t, err)
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	now := time.Now()
+	s, err := jwt.Signed(signer).Claims(jwt.Claims{
+		Issuer: issuer, Subject: subject, Audience: jwt.Audience{aud}, ID: fmt.Sprintf("%x", jti),
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(10 * time.Minute)),
+	}).Serialize()
+	require.NoError(t, err)
+	return s
 }

@@ -128,7 +128,8 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		Revoke: func(ctx context.Context, token string) error {
 			return app.revoke(ctx, issuer, token)
 		},
-		Counts: counter.counts,
+		Counts:         counter.counts,
+		TrustJWTIssuer: app.trustJWTIssuer,
 	}
 }
 
