@@ -58,11 +58,11 @@ const (
 	ccSecret   = "reports-job-secret"
 )
 
-// ErrRacy says that a run was not made: under the race detector, the
-// go-sdk handler's concurrent Authorize calls are reported as data races
-// (it sets its token source and granted scopes unsynchronized), which
+// ErrRacy says that a run was not made: under the race detector, a go-sdk
+// extauth handler's concurrent Authorize calls are reported as data races
+// (it sets its token source, and granted scopes, unsynchronized), which
 // would fail the test run.
-var ErrRacy = errors.New("not run under the race detector: extauth.ClientCredentialsHandler.Authorize writes its fields unsynchronized when concurrent calls draw a 403")
+var ErrRacy = errors.New("not run under the race detector: the extauth handler's Authorize writes its fields unsynchronized when concurrent calls draw a 403")
 
 // RunClientCredentials runs sc with client against a fresh server and
 // authorization server.
@@ -85,25 +85,32 @@ func RunClientCredentials(ctx context.Context, sc GrantScenario, srv Server, cli
 	}
 	defer session.Close()
 	res := &Result{Server: srv, Client: client, Scenario: Scenario{Name: sc.Name}}
-	switch {
-	case sc.Seed:
-		res.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
-		res.record(session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": "seed"}))
-		res.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
-	case sc.Expire:
-		if _, err := session.CallTool(ctx, mcpserver.ToolRead, nil); err != nil {
-			return nil, fmt.Errorf("%s: first call: %w", client, err)
-		}
-		as.ExpireAccessTokens()
-		res.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
-	default:
-		if _, err := session.CallTool(ctx, mcpserver.ToolRead, nil); err != nil {
-			return nil, fmt.Errorf("%s: first call: %w", client, err)
-		}
-		res.writeConcurrently(ctx, session, sc.Concurrent)
+	if err := res.play(ctx, sc, session, as); err != nil {
+		return nil, fmt.Errorf("%s: %w", client, err)
 	}
 	res.Stats = as.Stats()
 	return res, nil
+}
+
+// play makes sc's calls on session, expiring as's access tokens where sc
+// says so, and records them.
+func (r *Result) play(ctx context.Context, sc GrantScenario, session mcpclient.Session, as *authserver.Server) error {
+	if sc.Seed {
+		r.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
+		r.record(session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": "seed"}))
+		r.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
+		return nil
+	}
+	if _, err := session.CallTool(ctx, mcpserver.ToolRead, nil); err != nil {
+		return fmt.Errorf("first call: %w", err)
+	}
+	if sc.Expire {
+		as.ExpireAccessTokens()
+		r.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
+		return nil
+	}
+	r.writeConcurrently(ctx, session, sc.Concurrent)
+	return nil
 }
 
 func connectClientCredentials(ctx context.Context, client Client, url string, base http.RoundTripper, disc *discovery.Client) (mcpclient.Session, error) {
@@ -148,20 +155,21 @@ func ClientCredentialsTable(results []*Result) string {
 	b.WriteString("| scenario | server | OAuth client | token requests: client_credentials / refresh | tool calls that succeeded | first failure |\n")
 	b.WriteString("|---|---|---|---:|---:|---|\n")
 	for _, r := range results {
-		failure := ""
-		if r.FirstErr != nil {
-			failure = strings.ReplaceAll(clipText(r.FirstErr.Error(), 90), "|", `\|`)
-		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %d / %d | %d of %d | %s |\n",
 			r.Scenario.Name, r.Server.Name, r.Client, r.Stats.TokenRequests["client_credentials"],
-			r.Stats.Refreshes(), r.OK, r.Calls, failure)
+			r.Stats.Refreshes(), r.OK, r.Calls, failureText(r.FirstErr))
 	}
 	return b.String()
 }
 
-func clipText(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+// failureText is err for a table cell: clipped, its pipes escaped.
+func failureText(err error) string {
+	if err == nil {
+		return ""
 	}
-	return s
+	s := err.Error()
+	if len(s) > 90 {
+		s = s[:90] + "…"
+	}
+	return strings.ReplaceAll(s, "|", `\|`)
 }
