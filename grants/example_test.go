@@ -2,11 +2,19 @@ package grants_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/grants"
@@ -116,13 +124,52 @@ func ExampleEnterprise() {
 // grant presents it, read again at each new token since the platform
 // rotates it.
 func ExampleWorkload() {
-	escalator := &grants.Workload{
-		Token: grants.TokenFile("/var/run/secrets/tokens/mcp-token"),
-	}
-	ts, err := stepup.NewTokenSource("https://mcp.example.com/mcp", nil)
+	e := &exampleEnv{}
+	defer e.close()
+	as := newAuthServer(e)
+	mcp := newResourceServer(e, as)
+	mcp.needs = map[string]string{"/mcp/tools/call": "tools:call"}
+	// The platform: its key, which the authorization server trusts, and
+	// the token it writes for the job.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		log.Fatal(err)
 	}
-	hc := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
-	_ = hc // hc.Get("https://mcp.example.com/mcp"), or hand it to an MCP SDK
+	as.trusted["https://ci.example"] = &key.PublicKey
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	jobToken, err := jwt.Signed(signer).Claims(jwt.Claims{
+		Issuer: "https://ci.example", Subject: "repo:reports:job", Audience: jwt.Audience{as.issuer},
+		Expiry: jwt.NewNumericDate(time.Now().Add(10 * time.Minute)),
+	}).Serialize()
+	if err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "workload")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "mcp-token")
+	if err := os.WriteFile(file, []byte(jobToken), 0o600); err != nil {
+		log.Fatal(err)
+	}
+
+	ts, err := stepup.NewTokenSource(mcp.resource, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hc := &http.Client{Transport: &stepup.Transport{
+		Source:    ts,
+		Escalator: &grants.Workload{Token: grants.TokenFile(file)},
+	}}
+	show(hc, mcp.srv.URL+"/mcp/tools/call")
+	for _, r := range as.tokenRequests() {
+		fmt.Printf("token request: %s, scope %q\n", r.form.Get("grant_type"), r.form.Get("scope"))
+	}
+	// Output:
+	// 200 OK ok /mcp/tools/call
+	// token request: urn:ietf:params:oauth:grant-type:jwt-bearer, scope "tools:call"
 }
