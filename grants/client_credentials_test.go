@@ -298,7 +298,7 @@ func TestClientCredentialsEndpointParams(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "https://api.example", w.as.tokenRequests()[0].form.Get("audience"))
 
-	for _, p := range []string{"grant_type", "resource", "scope", "client_assertion"} {
+	for _, p := range []string{"grant_type", "resource", "scope", "client_assertion", "client_id", "client_secret"} {
 		w := newWorld(t)
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		w.client(t, &grants.ClientCredentials{

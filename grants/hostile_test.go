@@ -2,6 +2,7 @@ package grants_test
 
 import (
 	"bytes"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -72,12 +73,10 @@ func TestHostileTokenEndpoint(t *testing.T) {
 				require.Error(t, err)
 				var ce *stepup.ChallengeError
 				require.ErrorAs(t, err, &ce)
-				if tc.status != 0 || tc.code != "" {
-					var te *grants.TokenError
-					require.ErrorAs(t, err, &te)
-					assert.Equal(t, tc.status, te.StatusCode)
-					assert.Equal(t, tc.code, te.Code)
-				}
+				var te *grants.TokenError
+				require.ErrorAs(t, err, &te)
+				assert.Equal(t, tc.status, te.StatusCode)
+				assert.Equal(t, tc.code, te.Code)
 				assert.NotErrorIs(t, err, stepup.ErrDeclined)
 				reqs := w.as.tokenRequests()
 				require.Len(t, reqs, 1, "no loop")
@@ -189,4 +188,25 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A token endpoint that hangs up gets a wrapped network error, not a
+// TokenError, after one request.
+func TestTokenEndpointHangsUp(t *testing.T) {
+	w := newWorld(t)
+	w.as.override = func(rw http.ResponseWriter, _ *http.Request) bool {
+		conn, _, err := rw.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return true
+	}
+	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: secret}, Discovery: disc()})
+	_, err := w.get(t, "/mcp/a")
+	require.Error(t, err)
+	var te *grants.TokenError
+	assert.False(t, errors.As(err, &te), "no answer, no TokenError: %v", err)
+	assert.Contains(t, err.Error(), "token request to "+w.as.issuer+"/token")
+	assert.NotContains(t, err.Error(), secret)
+	assert.Len(t, w.as.tokenRequests(), 1)
 }

@@ -52,7 +52,7 @@ func (r *tokenRequest) send(ctx context.Context, hc *http.Client) (*oauth2.Token
 	params := url.Values{"grant_type": {r.grantType}}
 	for _, add := range []url.Values{r.params, cred.params, r.extra} {
 		for k, v := range add {
-			if params.Has(k) || k == "scope" {
+			if params.Has(k) || k == "scope" || k == "client_id" || k == "client_secret" {
 				return nil, fmt.Errorf("grants: the token request's %s is set by the grant, not by EndpointParams", k)
 			}
 			params[k] = v
@@ -92,14 +92,15 @@ func (r *tokenRequest) failure(err error, secrets []string) error {
 		}
 		return te
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var ue *url.Error
+	if errors.As(err, &ue) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// No answer: the network, or the request's end. The URL is the
+		// token endpoint's, which holds no credential.
 		return fmt.Errorf("grants: token request to %s: %w", r.as.TokenEndpoint, err)
 	}
-	msg := err.Error()
-	if clean := redact(msg, secrets); clean != msg {
-		return fmt.Errorf("grants: token request to %s: %s", r.as.TokenEndpoint, clean)
-	}
-	return fmt.Errorf("grants: token request to %s: %w", r.as.TokenEndpoint, err)
+	// An answer with a 2xx status that is no token response: x/oauth2
+	// could not parse it, or it held no access_token.
+	return &TokenError{Endpoint: r.as.TokenEndpoint, GrantType: r.grantType, Description: redact(err.Error(), secrets)}
 }
 
 // redact replaces every secret in s by [REDACTED].
