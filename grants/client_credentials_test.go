@@ -311,3 +311,25 @@ func TestClientCredentialsEndpointParams(t *testing.T) {
 		assert.Empty(t, w.as.tokenRequests(), p)
 	}
 }
+
+// Of the resource's authorization servers, one that does not list the
+// grant gives way to one that does; AuthorizationServer restricts the
+// choice to one issuer.
+func TestClientCredentialsChoosesAuthorizationServer(t *testing.T) {
+	w := newWorld(t)
+	other := newAuthServer(t)
+	other.grantTypes = []string{"authorization_code"}
+	w.rs.issuers = []string{other.issuer, w.as.issuer}
+	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, Discovery: disc()})
+	_, err := w.get(t, "/mcp/a")
+	require.NoError(t, err)
+	assert.Len(t, w.as.tokenRequests(), 1)
+	assert.Empty(t, other.tokenRequests())
+
+	w2 := newWorld(t)
+	w2.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, AuthorizationServer: "https://as.example", Discovery: disc()})
+	_, err = w2.get(t, "/mcp/a")
+	require.ErrorContains(t, err, "does not list authorization server https://as.example")
+	assert.Empty(t, w2.as.tokenRequests())
+}

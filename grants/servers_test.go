@@ -328,6 +328,7 @@ type resourceServer struct {
 	resource string
 	as       *authServer
 	needs    map[string]string // path → scope
+	issuers  []string          // authorization_servers; nil = as's alone
 
 	mu     sync.Mutex
 	tokens []string // every token presented
@@ -348,7 +349,11 @@ func (rs *resourceServer) prmURL() string {
 
 func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/.well-known/oauth-protected-resource/mcp" {
-		writeJSON(w, http.StatusOK, map[string]any{"resource": rs.resource, "authorization_servers": []string{rs.as.issuer}})
+		issuers := rs.issuers
+		if issuers == nil {
+			issuers = []string{rs.as.issuer}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"resource": rs.resource, "authorization_servers": issuers})
 		return
 	}
 	need := rs.needs[r.URL.Path]
