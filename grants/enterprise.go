@@ -42,7 +42,8 @@ import (
 // request tries again with IDToken's next ID token.
 type Enterprise struct {
 	// IDToken returns the user's current ID token from the IdP, issued to
-	// the client registered there (IdPClient). Required.
+	// the client registered there (IdPClient). Required. See
+	// [IDTokenFrom], for the token source of an OpenID Connect login.
 	IDToken func(ctx context.Context) (string, error)
 
 	// IdPIssuer is the IdP's issuer identifier; its token endpoint comes
