@@ -18,8 +18,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/oauth2"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
@@ -255,4 +257,64 @@ func signWorkloadToken(t *testing.T, key *ecdsa.PrivateKey, issuer, subject, aud
 	}).Serialize()
 	require.NoError(t, err)
 	return s
+}
+
+// IDTokenFrom with a real OpenID Connect login: the person logs in once
+// (authorization code with PKCE, openid offline_access), the ID token of
+// the login is taken; once the login's access token has expired, x/oauth2
+// refreshes it and the refresh's new ID token is taken, with no new login.
+func TestIDTokenFromLogin(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+			e := newEnv(t, srv)
+			disc := &discovery.Client{}
+			t.Cleanup(disc.CloseIdleConnections)
+			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, disc.HTTPClient(e.mcp.URL))
+			as, err := disc.AuthServer(ctx, e.mcp.URL, e.as.Issuer)
+			require.NoError(t, err)
+			var cfg *oauth2.Config
+			verifier, state := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
+			params, err := (&authcode.Loopback{Open: e.browser}).Receive(ctx, func(_ context.Context, redirectURI string) (*authcode.AuthorizationRequest, error) {
+				meta := map[string]any{
+					"redirect_uris": []string{redirectURI}, "application_type": "native",
+					"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
+					"token_endpoint_auth_method": "none",
+				}
+				if !e.as.Features.ResourceIndicators {
+					meta["scope"] = "openid offline_access " + realserver.ScopeRead
+				}
+				id, _ := register(t, e, meta)
+				cfg = &oauth2.Config{
+					ClientID: id, RedirectURL: redirectURI, Scopes: []string{"openid", "offline_access", realserver.ScopeRead},
+					Endpoint: oauth2.Endpoint{AuthURL: as.AuthorizationEndpoint, TokenURL: as.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+				}
+				return &authcode.AuthorizationRequest{
+					URL: cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", e.mcp.URL),
+						oauth2.SetAuthURLParam("prompt", "consent")), // OpenID Connect Core 1.0 §11: offline_access needs it
+					State: state,
+				}, nil
+			})
+			require.NoError(t, err)
+			login, err := cfg.Exchange(ctx, params.Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", e.mcp.URL))
+			require.NoError(t, err)
+			require.NotEmpty(t, login.RefreshToken)
+
+			first, err := grants.IDTokenFrom(cfg.TokenSource(ctx, login))(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, login.Extra("id_token"), first)
+			login.Expiry = time.Now().Add(-time.Minute)
+			ts := cfg.TokenSource(ctx, login)
+			second, err := grants.IDTokenFrom(ts)(ctx)
+			require.NoError(t, err)
+			refreshed, err := ts.Token() // the refresh's token, kept by ts
+			require.NoError(t, err)
+			assert.NotEqual(t, login.AccessToken, refreshed.AccessToken)
+			assert.Equal(t, refreshed.Extra("id_token"), second, "the refresh's ID token")
+			n := e.as.Counts()
+			assert.Equal(t, 1, n.Authorizations, "one login")
+			assert.Equal(t, 1, n.Grants["refresh_token"])
+		})
+	}
 }
