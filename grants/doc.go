@@ -20,10 +20,17 @@
 // token: on expiry the 401 runs the grant again.
 //
 // A token endpoint's refusal comes back as a [*TokenError] with its error
-// code, never with the response body; invalid_scope and
-// unauthorized_client wrap [stepup.ErrDeclined], which the guard remembers
-// as it does a person's refusal. No error, and no String of a
+// code, never with the response body; invalid_scope,
+// unauthorized_client and unsupported_grant_type wrap [stepup.ErrDeclined],
+// which the guard remembers as it does a person's refusal. No error, and no String of a
 // [ClientSecret] or [PrivateKeyJWT], holds a secret, an assertion or a
 // private key. Token requests are not retried: an assertion may be used
 // once (RFC 7523 §3).
+//
+// Servers differ where the specifications let them: Ory Hydra binds
+// tokens to an audience parameter rather than to the RFC 8707 resource
+// (set [ClientCredentials.EndpointParams]), wants its token endpoint as
+// the client assertion's aud ([PrivateKeyJWT.AudienceTokenEndpoint]), and
+// serves the JWT bearer grant without listing it, which is why a server
+// that lists no matching grant is still tried when no other does.
 package grants
