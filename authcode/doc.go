@@ -48,7 +48,9 @@
 // loopback redirect URI (OpenID Connect Dynamic Client Registration 1.0
 // §2): servers hold a web client, the default, to the exact redirect URI
 // registered, port included, while RFC 8252 §7.3 lets a native client's
-// loopback port vary, as [Loopback]'s does from one login to the next.
+// loopback port vary, as [Loopback]'s does from one login to the next. A
+// kept registration that is not known to be native is used on its own
+// port only; on another, the client registers again.
 // Registrations are kept per issuer; when the resource's metadata, fetched
 // anew for each escalation and before each refresh, names another
 // authorization server, the client registers there.

@@ -55,7 +55,9 @@ const DefaultClientName = "stepup"
 // The scopes requested are [stepup.EscalationRequest.Scopes]; when it is
 // empty, the resource's scopes_supported, as the MCP authorization
 // specification says, else none; and offline_access when the
-// authorization server lists it, unless NoOfflineAccess. The [stepup.Grant]
+// authorization server lists it, unless NoOfflineAccess. openid and
+// offline_access, the authorization server's own scopes, go only to a
+// server whose scopes_supported lists them or is absent. The [stepup.Grant]
 // says which scopes were requested and refreshes through the client used,
 // with the same resource, so that the source needs no refresh set up.
 //
@@ -149,7 +151,8 @@ type Escalator struct {
 	// (response_type, client_id, redirect_uri, scope, state, the PKCE
 	// ones, resource, acr_values, max_age, claims, request_uri): that is an
 	// error before any request. prompt is the exception: its values are
-	// sent with the consent the Escalator may add.
+	// sent with the consent the Escalator may add, unless one is none,
+	// which stands alone.
 	AuthorizationParams url.Values
 
 	init  sync.Once
@@ -299,6 +302,13 @@ func fits(as *discovery.AuthServer) error {
 	if u.Scheme != "https" && !discovery.IsLoopbackHost(u.Hostname()) {
 		return errors.New("authcode: authorization endpoint is not https (RFC 6749 §3.1)")
 	}
+	if par := as.PushedAuthorizationRequestEndpoint; par != "" {
+		// The request, with any client secret, is sent there.
+		pu, err := url.Parse(par)
+		if err != nil || pu.Scheme != "https" && !discovery.IsLoopbackHost(pu.Hostname()) {
+			return errors.New("authcode: pushed authorization request endpoint is not https (RFC 9126 §2)")
+		}
+	}
 	q := u.Query()
 	for _, p := range authorizationParams {
 		if q.Has(p) {
@@ -316,6 +326,15 @@ func (e *Escalator) scopes(req *stepup.EscalationRequest, prm *discovery.Protect
 	}
 	if !e.NoOfflineAccess && slices.Contains(as.ScopesSupported, "offline_access") && !scopes.Contains("offline_access") {
 		scopes = scopes.Union(stepup.Scopes{"offline_access"})
+	}
+	// openid and offline_access are the authorization server's, not the
+	// resource's: carried over from a grant of another server (the
+	// resource moved), they go only to a server that lists them, or lists
+	// nothing.
+	if len(as.ScopesSupported) > 0 {
+		scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool {
+			return (s == "openid" || s == "offline_access") && !slices.Contains(as.ScopesSupported, s)
+		})
 	}
 	return scopes
 }
@@ -425,7 +444,8 @@ func (f *flow) params() ([]oauth2.AuthCodeOption, error) {
 			f.scopes = f.scopes.Union(stepup.Scopes{"openid"})
 			f.cfg.Scopes = f.scopes
 		}
-		if offline && !slices.Contains(prompt, "consent") {
+		// prompt=none stands alone (OpenID Connect Core 1.0 §3.1.2.1).
+		if offline && !slices.Contains(prompt, "consent") && !slices.Contains(prompt, "none") {
 			prompt = append(prompt, "consent")
 		}
 	}

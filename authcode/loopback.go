@@ -33,7 +33,12 @@ const DefaultCallbackPath = "/callback"
 // oidc-provider does for a client registered as a web client, or as one
 // does for a client registered beforehand with a port in its redirect URI,
 // needs Port set to the port registered; the port must then be free when
-// the person logs in. The zero value is ready to use.
+// the person logs in. A server that refuses the redirect URI shows the
+// person an error page and never redirects (RFC 6749 §4.1.2.1), so that
+// nothing reaches the listener: against a server without pushed
+// authorization requests, where the [Escalator] learns of the refusal
+// before the browser opens, only the context's deadline ends the wait.
+// The zero value is ready to use.
 type Loopback struct {
 	// Open gets the authorization URL to the person; nil means
 	// [PrintURL] to standard error. [OpenBrowser] opens a browser.

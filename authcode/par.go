@@ -36,7 +36,16 @@ func (f *flow) push(ctx context.Context, hc *http.Client, authURL string) (strin
 	if err != nil {
 		return "", fmt.Errorf("authcode: authorization request: %w", err)
 	}
+	// The endpoint's own query (a tenant's policy, say) stays on the URL
+	// the browser opens; the rest is the request, and is pushed.
+	own := url.Values{}
+	if e, err := url.Parse(f.as.AuthorizationEndpoint); err == nil {
+		own = e.Query()
+	}
 	form := u.Query()
+	for name := range own {
+		form.Del(name)
+	}
 	basic := f.cfg.ClientSecret != "" && f.cfg.Endpoint.AuthStyle == oauth2.AuthStyleInHeader
 	if f.cfg.ClientSecret != "" && !basic {
 		form.Set("client_secret", f.cfg.ClientSecret)
@@ -73,6 +82,8 @@ func (f *flow) push(ctx context.Context, hc *http.Client, authURL string) (strin
 	}
 	// RFC 9126 §4: the browser carries client_id and request_uri, and
 	// nothing else of the request.
-	u.RawQuery = url.Values{"client_id": {f.cfg.ClientID}, "request_uri": {pr.RequestURI}}.Encode()
+	own.Set("client_id", f.cfg.ClientID)
+	own.Set("request_uri", pr.RequestURI)
+	u.RawQuery = own.Encode()
 	return u.String(), nil
 }

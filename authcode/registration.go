@@ -49,6 +49,13 @@ type Registration struct {
 	// SecretExpiresAt is when the client secret expires, zero for never
 	// (RFC 7591 §3.2.1): the client is registered again after.
 	SecretExpiresAt time.Time
+	// ApplicationType is the client's application_type (OpenID Connect
+	// Dynamic Client Registration 1.0 §2), native or web, as registered;
+	// "" when the registration did not say, as those of earlier versions
+	// of this package. Only a native client's loopback redirect URI is
+	// taken to allow any port: for another, a login on another port
+	// registers again.
+	ApplicationType string
 }
 
 // usable reports whether r may be used with redirectURI at now.
@@ -60,21 +67,18 @@ func (r *Registration) usable(redirectURI string, now time.Time) bool {
 		return true
 	}
 	for _, u := range r.RedirectURIs {
-		if sameRedirect(u, redirectURI) {
+		if u == redirectURI || r.ApplicationType == "native" && sameLoopback(u, redirectURI) {
 			return true
 		}
 	}
 	return false
 }
 
-// sameRedirect reports whether redirect URI b is registered URI a. For a
-// loopback redirect URI the port does not count: RFC 8252 §7.3 requires
-// authorization servers to accept any port, since a native app's listener
+// sameLoopback reports whether redirect URIs a and b are the same
+// loopback one but for the port, which RFC 8252 §7.3 requires
+// authorization servers to let a native client choose, since its listener
 // gets the one that is free.
-func sameRedirect(a, b string) bool {
-	if a == b {
-		return true
-	}
+func sameLoopback(a, b string) bool {
 	ua, err1 := url.Parse(a)
 	ub, err2 := url.Parse(b)
 	return err1 == nil && err2 == nil && ua.Scheme == "http" && ub.Scheme == "http" &&
@@ -193,6 +197,7 @@ func applicationType(redirectURI string) string {
 // or an error response (§3.2.2).
 type registrationResponse struct {
 	ClientID                string          `json:"client_id"`
+	ApplicationType         string          `json:"application_type"`
 	ClientSecret            string          `json:"client_secret"`
 	ClientSecretExpiresAt   json.Number     `json:"client_secret_expires_at"`
 	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
@@ -206,6 +211,7 @@ type registrationResponse struct {
 // answer would register a second client.
 func register(ctx context.Context, hc *http.Client, as *discovery.AuthServer, redirectURI, name string) (*Registration, error) {
 	method := registrationMethod(as)
+	appType := applicationType(redirectURI)
 	grants := []string{"authorization_code", "refresh_token"}
 	if len(as.GrantTypesSupported) > 0 && !slices.Contains(as.GrantTypesSupported, "refresh_token") {
 		grants = grants[:1]
@@ -216,7 +222,7 @@ func register(ctx context.Context, hc *http.Client, as *discovery.AuthServer, re
 		GrantTypes:              grants,
 		ResponseTypes:           []string{"code"},
 		ClientName:              name,
-		ApplicationType:         applicationType(redirectURI),
+		ApplicationType:         appType,
 	})
 	if err != nil {
 		return nil, err
@@ -248,11 +254,15 @@ func register(ctx context.Context, hc *http.Client, as *discovery.AuthServer, re
 		return nil, &RegistrationError{StatusCode: resp.StatusCode, Description: "answer is not a client information response with a client_id"}
 	}
 	r := &Registration{
-		Issuer:       as.Issuer,
-		ClientID:     rr.ClientID,
-		ClientSecret: rr.ClientSecret,
-		AuthMethod:   rr.TokenEndpointAuthMethod,
-		RedirectURIs: []string{redirectURI},
+		Issuer:          as.Issuer,
+		ClientID:        rr.ClientID,
+		ClientSecret:    rr.ClientSecret,
+		AuthMethod:      rr.TokenEndpointAuthMethod,
+		RedirectURIs:    []string{redirectURI},
+		ApplicationType: appType,
+	}
+	if rr.ApplicationType != "" {
+		r.ApplicationType = rr.ApplicationType // the server's word
 	}
 	var uris []string
 	if json.Unmarshal(rr.RedirectURIs, &uris) == nil && len(uris) > 0 {

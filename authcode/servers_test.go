@@ -52,9 +52,11 @@ type authServer struct {
 	sendIss         string   // iss to send instead of the issuer (a mix-up)
 	sendState       string   // state to send instead of the request's
 	accessTTL       time.Duration
-	openID          bool // an OpenID Provider (see above)
-	par             bool // a pushed authorization request endpoint (RFC 9126)
-	refuseResource  bool // refuse the RFC 8707 resource and bind tokens to its own, as Entra ID v2.0 does
+	openID          bool   // an OpenID Provider (see above)
+	par             bool   // a pushed authorization request endpoint (RFC 9126)
+	endpointQuery   string // a query of the authorization endpoint's own, as a tenant's policy
+	parURL          string // the pushed authorization request endpoint the metadata names; "" = base + /par
+	refuseResource  bool   // refuse the RFC 8707 resource and bind tokens to its own, as Entra ID v2.0 does
 	// consent stands for the person: the scopes granted, or an error
 	// code for the redirect. nil grants what was asked.
 	consent func(q url.Values) (granted []string, errCode string)
@@ -170,7 +172,7 @@ func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	as.mu.Unlock()
 	m := map[string]any{
 		"issuer":                                as.issuer,
-		"authorization_endpoint":                as.base + "/authorize",
+		"authorization_endpoint":                as.base + "/authorize" + as.endpointQuery,
 		"token_endpoint":                        as.base + "/token",
 		"response_types_supported":              []string{"code"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
@@ -193,6 +195,9 @@ func (as *authServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	if as.par {
 		m["pushed_authorization_request_endpoint"] = as.base + "/par"
+		if as.parURL != "" {
+			m["pushed_authorization_request_endpoint"] = as.parURL
+		}
 	}
 	writeJSON(w, http.StatusOK, m)
 }
@@ -302,7 +307,8 @@ func (as *authServer) servePAR(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	case !redirectAllowed(c, q.Get("redirect_uri")):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_redirect_uri", "error_description": "redirect_uri did not match any of the client's registered redirect_uris"})
+		// As oidc-provider answers.
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "redirect_uri did not match any of the client's registered redirect_uris"})
 		return
 	}
 	if code, desc := as.refuse(q); code != "" {

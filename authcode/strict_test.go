@@ -120,10 +120,12 @@ func TestNativeRegistrationKeepsLoopbackPortFree(t *testing.T) {
 	w.esc.Receiver = &authcode.Loopback{Open: b.open}
 	var ports []string
 	for range 2 {
-		_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))
+		_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 		require.NoError(t, err)
 		auths := w.as.authorizeRequests()
-		ports = append(ports, redirectURIOf(t, "http://x/?redirect_uri="+url.QueryEscape(auths[len(auths)-1].Get("redirect_uri"))).Port())
+		redirect, err := url.Parse(auths[len(auths)-1].Get("redirect_uri"))
+		require.NoError(t, err)
+		ports = append(ports, redirect.Port())
 	}
 	assert.NotEqual(t, ports[0], ports[1], "each login listens on a new free port")
 	regs := w.as.registrationRequests()
@@ -158,7 +160,7 @@ func TestLoopbackPortPinnedByServer(t *testing.T) {
 	b := newBrowser(t)
 	w.esc.Receiver = &authcode.Loopback{Open: b.open, Port: port}
 	for range 2 {
-		_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))
+		_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 		require.NoError(t, err)
 	}
 	assert.Len(t, w.as.tokenRequests(), 2)
@@ -196,6 +198,30 @@ func TestReregisterOnAuthorizationServerChange(t *testing.T) {
 	}
 }
 
+// From an OpenID Provider to a plain OAuth server that lists neither
+// openid nor offline_access: the grant's openid and offline_access are not
+// carried over to it.
+func TestMigrationToPlainServerDropsServerScopes(t *testing.T) {
+	w := newWorld(t)
+	w.as.openID = true
+	w.rs.initialScope = "read"
+	status, _, err := w.get(t, "/mcp/a")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, scopeOf(w.as.authorizeRequests()[0]), "openid")
+
+	plain := newAuthServer(t)
+	plain.scopesSupported = []string{"read", "write"}
+	w.rs.moveTo(plain)
+	status, _, err = w.get(t, "/mcp/b")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status)
+	auths := plain.authorizeRequests()
+	require.Len(t, auths, 1)
+	assert.Equal(t, []string{"read"}, scopeOf(auths[0]))
+	assert.False(t, auths[0].Has("prompt"))
+}
+
 // recordingReceiver hands the authorization URLs it sees to urls.
 type recordingReceiver struct {
 	authcode.Receiver
@@ -220,6 +246,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 		t.Run(method, func(t *testing.T) {
 			w := newWorld(t)
 			w.as.par = true
+			w.as.endpointQuery = "?p=B2C_1_signin"
 			w.as.authMethods = []string{method}
 			rec := &recordingReceiver{Receiver: &authcode.Headless{}}
 			w.esc.Receiver = rec
@@ -235,8 +262,13 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 			require.Len(t, rec.urls, 1)
 			u, err := url.Parse(rec.urls[0])
 			require.NoError(t, err)
-			assert.ElementsMatch(t, []string{"client_id", "request_uri"}, keys(u.Query()))
+			assert.ElementsMatch(t, []string{"client_id", "request_uri", "p"}, keys(u.Query()))
+			assert.Equal(t, "B2C_1_signin", u.Query().Get("p"), "the endpoint's own query stays")
+			assert.False(t, pushes[0].Has("p"), "and is not pushed")
 			assert.Equal(t, pushes[0].Get("client_id"), u.Query().Get("client_id"))
+			tr := w.as.tokenRequests()
+			require.Len(t, tr, 1)
+			assert.Equal(t, method, tr[0].authMethod, "authenticated at both endpoints by the registered method")
 		})
 	}
 }
@@ -261,18 +293,31 @@ func TestPushedAuthorizationRequestRefused(t *testing.T) {
 	w.esc.Client = &authcode.Registration{ClientID: "web-client"}
 	opened := false
 	w.esc.Receiver = &authcode.Loopback{Open: func(context.Context, string) error { opened = true; return nil }}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
 	_, err := w.esc.Escalate(ctx, loopbackRequest(w))
 	var ae *authcode.AuthorizationError
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, http.StatusBadRequest, ae.StatusCode)
-	assert.Equal(t, "invalid_redirect_uri", ae.Code)
+	assert.Equal(t, "invalid_request", ae.Code)
+	assert.Contains(t, ae.Description, "redirect_uri")
 	assert.False(t, errors.Is(err, stepup.ErrDeclined))
 	assert.Contains(t, err.Error(), "pushed authorization request answered 400")
 	assert.False(t, opened, "no browser for a request the server refused")
-	assert.Less(t, time.Since(start), 30*time.Second, "refused at once, not at the timeout")
+	assert.Less(t, time.Since(start), 10*time.Second, "refused at once, not at the timeout")
+	assert.Empty(t, w.as.authorizeRequests())
+}
+
+// A pushed authorization request endpoint that is not https would get the
+// request, and a client secret, in the clear: the server is not used.
+func TestPushedAuthorizationEndpointMustBeHTTPS(t *testing.T) {
+	w := newWorld(t)
+	w.as.par = true
+	w.as.parURL = "http://par.example/par"
+	_, _, err := w.get(t, "/mcp/x")
+	assert.ErrorContains(t, err, "pushed authorization request endpoint is not https")
+	assert.Zero(t, w.as.registrations(), "nothing sent to the server")
 	assert.Empty(t, w.as.authorizeRequests())
 }
 
@@ -324,6 +369,13 @@ func TestAuthorizationParams(t *testing.T) {
 	assert.Equal(t, "https://api.example", q.Get("audience"))
 	assert.ElementsMatch(t, []string{"login", "consent"}, strings.Fields(q.Get("prompt")))
 
+	silent := newWorld(t)
+	silent.as.openID = true
+	silent.esc.AuthorizationParams = url.Values{"prompt": {"none"}}
+	_, err = silent.esc.Escalate(bounded(t), loopbackRequest(silent))
+	require.NoError(t, err)
+	assert.Equal(t, "none", silent.as.authorizeRequests()[0].Get("prompt"), "none stands alone")
+
 	for _, bad := range []url.Values{{"scope": {"admin"}}, {"resource": {"https://elsewhere"}}, {"audience": {"a", "b"}}} {
 		w := newWorld(t)
 		w.esc.AuthorizationParams = bad
@@ -343,4 +395,50 @@ func TestNoClientForServer(t *testing.T) {
 	require.ErrorIs(t, err, authcode.ErrNoClient)
 	assert.Contains(t, err.Error(), w.as.issuer)
 	assert.Empty(t, w.as.authorizeRequests())
+}
+
+// A registration kept from before application_type was sent is not taken
+// to allow any loopback port: on another port, the client registers again,
+// as native; a native one is used on any port.
+func TestKeptRegistrationWithoutApplicationType(t *testing.T) {
+	for _, appType := range []string{"", "native"} {
+		t.Run("application_type="+appType, func(t *testing.T) {
+			w := newWorld(t)
+			w.as.preRegisterWeb("old-client", "http://127.0.0.1:1/callback")
+			if appType == "native" {
+				w.as.preRegister("old-client", "", "none", "http://127.0.0.1:1/callback")
+			}
+			store := &authcode.MemoryRegistrations{}
+			require.NoError(t, store.SaveRegistration(context.Background(), &authcode.Registration{
+				Issuer: w.as.issuer, ClientID: "old-client", AuthMethod: authcode.AuthMethodNone,
+				RedirectURIs: []string{"http://127.0.0.1:1/callback"}, ApplicationType: appType,
+			}))
+			w.esc.Registrations = store
+			b := newBrowser(t)
+			w.esc.Receiver = &authcode.Loopback{Open: b.open}
+			_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
+			require.NoError(t, err)
+			used := w.as.authorizeRequests()[0].Get("client_id")
+			if appType == "native" {
+				assert.Equal(t, "old-client", used)
+				assert.Zero(t, w.as.registrations())
+				return
+			}
+			assert.NotEqual(t, "old-client", used)
+			regs := w.as.registrationRequests()
+			require.Len(t, regs, 1)
+			assert.Equal(t, "native", regs[0]["application_type"])
+			kept, err := store.LoadRegistration(context.Background(), w.as.issuer)
+			require.NoError(t, err)
+			assert.Equal(t, "native", kept.ApplicationType)
+		})
+	}
+}
+
+// bounded is a context for an escalation through a Loopback: a browser
+// left on an error page must fail the test, not hang it.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

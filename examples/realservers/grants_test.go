@@ -56,9 +56,19 @@ func register(t *testing.T, e *env, meta map[string]any) (id, secret string) {
 	return out.ClientID, out.ClientSecret
 }
 
-// connectWith connects the go-sdk's MCP client through a stepup.Transport
+// newGrantsEnv is newEnv for the grants' tests, which register their
+// clients dynamically (RFC 7591): a server that does not is skipped.
+func newGrantsEnv(t *testing.T, srv server) *env {
+	e := newEnv(t, srv, 0)
+	if !e.as.Features.DynamicRegistration {
+		t.Skipf("%s registers no clients dynamically", e.as.Name)
+	}
+	return e
+}
+
+// connectEscalator connects the go-sdk's MCP client through a stepup.Transport
 // with esc.
-func (e *env) connectWith(esc stepup.Escalator) *client {
+func (e *env) connectEscalator(esc stepup.Escalator) *client {
 	t := e.t
 	ts, err := stepup.NewTokenSource(e.mcp.URL, nil)
 	require.NoError(t, err)
@@ -82,7 +92,7 @@ func TestClientCredentialsRealServers(t *testing.T) {
 				t.Run(method, func(t *testing.T) {
 					ignore := goleak.IgnoreCurrent()
 					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-					e := newEnv(t, srv)
+					e := newGrantsEnv(t, srv)
 					meta := map[string]any{
 						"grant_types": []string{"client_credentials"}, "response_types": []string{},
 						"token_endpoint_auth_method": method,
@@ -100,7 +110,7 @@ func TestClientCredentialsRealServers(t *testing.T) {
 					}
 					id, secret := register(t, e, meta)
 					esc.Auth = grants.ClientSecret{ClientID: id, Secret: secret, Method: method}
-					c := e.connectWith(esc)
+					c := e.connectEscalator(esc)
 
 					c.call(t, mcpserver.ToolRead)
 					assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
@@ -132,7 +142,7 @@ func TestPrivateKeyJWTRealServers(t *testing.T) {
 				t.Run(fmt.Sprintf("aud token endpoint %v", toEndpoint), func(t *testing.T) {
 					ignore := goleak.IgnoreCurrent()
 					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-					e := newEnv(t, srv)
+					e := newGrantsEnv(t, srv)
 					key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 					require.NoError(t, err)
 					jwk := jose.JSONWebKey{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}
@@ -159,7 +169,7 @@ func TestPrivateKeyJWTRealServers(t *testing.T) {
 						assert.Equal(t, 1, e.as.Counts().Grants["client_credentials"])
 						return
 					}
-					c := e.connectWith(esc)
+					c := e.connectEscalator(esc)
 					c.call(t, mcpserver.ToolRead)
 					assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
 					assert.Equal(t, 2, e.as.Counts().Grants["client_credentials"])
@@ -179,7 +189,7 @@ func TestWorkloadRealServers(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			ignore := goleak.IgnoreCurrent()
 			t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-			e := newEnv(t, srv)
+			e := newGrantsEnv(t, srv)
 			if e.as.TrustJWTIssuer == nil {
 				t.Skipf("%s has no trust for workload identity issuers here", e.as.Name)
 			}
@@ -211,7 +221,7 @@ func TestWorkloadRealServers(t *testing.T) {
 				Token: platform(key), Client: grants.PublicClient{ClientID: id}, Discovery: disc,
 				EndpointParams: url.Values{"audience": {e.mcp.URL}},
 			}
-			c := e.connectWith(esc)
+			c := e.connectEscalator(esc)
 			c.call(t, mcpserver.ToolRead)
 			assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
 			n := e.as.Counts()
@@ -268,7 +278,7 @@ func TestIDTokenFromLogin(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			ignore := goleak.IgnoreCurrent()
 			t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-			e := newEnv(t, srv)
+			e := newGrantsEnv(t, srv)
 			disc := &discovery.Client{}
 			t.Cleanup(disc.CloseIdleConnections)
 			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, disc.HTTPClient(e.mcp.URL))

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -43,8 +45,11 @@ var tableFile = flag.String("table", "", "write the servers × scenarios table (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// zitadel's example provider logs every request through slog's
+	// default.
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	code := m.Run()
-	if *tableFile != "" && code == 0 {
+	if *tableFile != "" {
 		if err := os.WriteFile(*tableFile, []byte(results.markdown()), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
@@ -70,22 +75,31 @@ const concurrency = 20
 
 // server is a kind of authorization server the scenarios run against.
 type server struct {
-	name  string
-	start func(t *testing.T, resource string) *realserver.Server
+	name string
+	// start starts one for resource, with access tokens that live ttl
+	// (0 for the server's default), where setsTTL.
+	start   func(t *testing.T, resource string, ttl time.Duration) *realserver.Server
+	setsTTL bool
 }
 
 var servers = []server{
-	{"oidc-provider", func(t *testing.T, resource string) *realserver.Server {
-		return realserver.StartOIDCProvider(t, realserver.OIDCProviderOptions{Resource: resource})
-	}},
-	{"hydra", func(t *testing.T, resource string) *realserver.Server {
-		return realserver.StartHydra(t, realserver.HydraOptions{Resource: resource})
-	}},
+	{"oidc-provider", func(t *testing.T, resource string, ttl time.Duration) *realserver.Server {
+		return realserver.StartOIDCProvider(t, realserver.OIDCProviderOptions{Resource: resource, AccessTokenTTL: ttl})
+	}, true},
+	{"hydra", func(t *testing.T, resource string, ttl time.Duration) *realserver.Server {
+		return realserver.StartHydra(t, realserver.HydraOptions{Resource: resource, AccessTokenTTL: ttl})
+	}, true},
+	{"zitadel", func(t *testing.T, resource string, _ time.Duration) *realserver.Server {
+		return realserver.StartZitadel(t, realserver.ZitadelOptions{Resource: resource})
+	}, false}, // the example storage's tokens live 5 minutes
 }
 
 // scenario is one behaviour checked against each server.
 type scenario struct {
 	id, title string
+	// ttl, when set, is the access tokens' lifetime the scenario needs
+	// of the server.
+	ttl time.Duration
 	// needs says whether a server's features allow the scenario; nil for
 	// all.
 	needs func(realserver.Features) bool
@@ -93,16 +107,26 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{"a", "first login gets a refresh token", nil, firstLogin},
-	{"b", "403 insufficient_scope: one consent for the union of scopes, no refresh", nil, stepUpScope},
-	{"c", fmt.Sprintf("%d concurrent 403s: one consent", concurrency), nil, concurrentStepUp},
-	{"d", fmt.Sprintf("refused token: one refresh for %d concurrent 401s, rotation without reuse", concurrency),
-		func(f realserver.Features) bool { return f.RefreshRotation }, concurrentRefresh},
-	{"e", "declined consent: stepup.ErrDeclined, the session still serving", nil, declined},
+	{"a", "first login gets a refresh token", 0, nil, firstLogin},
+	{"b", "403 insufficient_scope: one consent for the union of scopes, no refresh", 0, nil, stepUpScope},
+	{"c", fmt.Sprintf("%d concurrent 403s: one consent", concurrency), 0, nil, concurrentStepUp},
+	{"d", fmt.Sprintf("refused token: one refresh for %d concurrent 401s, no refresh token used twice", concurrency), 0, nil, concurrentRefresh},
+	{"e", "declined consent: stepup.ErrDeclined, the session still serving",
+		0, func(f realserver.Features) bool { return f.Consent }, declined},
 	{"f", "RFC 9470 step-up: acr_values and max_age",
-		func(f realserver.Features) bool { return f.StepUpAuthn }, stepUpAuthn},
-	{"g", "the grant survives a restart through filestore, no new login", nil, restart},
+		0, func(f realserver.Features) bool { return f.StepUpAuthn }, stepUpAuthn},
+	{"g", "the grant survives a restart through filestore, no new login", 0, nil, restart},
+	{"h", "mcp-go's client: first login with a refresh token, then a 403 step-up with no refresh", 0, nil, mcpGo},
+	{"i", "partial consent without the scope challenged: stepup.ErrExhausted after one consent, no loop",
+		0, func(f realserver.Features) bool { return f.PartialConsent }, partialConsent},
+	{"j", fmt.Sprintf("expired token: refreshed before it is sent, one refresh for %d concurrent calls, no 401", concurrency),
+		shortTTL, nil, expired},
 }
+
+// shortTTL is the access tokens' lifetime in the expiry scenario: over
+// the 10 seconds before expiry from which x/oauth2, and so the source,
+// take a token for expired, by the few seconds the scenario waits.
+const shortTTL = 16 * time.Second
 
 func TestRealServers(t *testing.T) {
 	for _, srv := range servers {
@@ -112,8 +136,12 @@ func TestRealServers(t *testing.T) {
 					// Registered first, so run last: after the servers stopped.
 					ignore := goleak.IgnoreCurrent()
 					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-					e := newEnv(t, srv)
-					results.name(srv.name, e.as.Name)
+					if sc.ttl != 0 && !srv.setsTTL {
+						results.set(srv.name, sc.id, "not supported by the server")
+						t.Skip("the server's access token lifetime is fixed")
+					}
+					e := newEnv(t, srv, sc.ttl)
+					results.server(srv.name, e.as)
 					if sc.needs != nil && !sc.needs(e.as.Features) {
 						results.set(srv.name, sc.id, "not supported by the server")
 						t.Skipf("%s does not support this", e.as.Name)
@@ -143,15 +171,12 @@ type env struct {
 	asked []string // the scope of each authorization URL the person opened
 }
 
-func newEnv(t *testing.T, srv server) *env {
+func newEnv(t *testing.T, srv server, ttl time.Duration) *env {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() }) // also when the server's start skips
 	resource := "http://" + ln.Addr().String() + "/mcp"
-	e := &env{t: t, as: srv.start(t, resource)}
-	if e.as == nil {
-		ln.Close()
-		t.FailNow()
-	}
+	e := &env{t: t, as: srv.start(t, resource, ttl)}
 	e.mcp = mcpserver.NewGoSDK(mcpserver.Config{
 		Issuer: e.as.Issuer, Verify: e.as.Verify, Listener: ln,
 		Challenges:      mcpserver.RFC6750Challenges,
@@ -202,6 +227,11 @@ type client struct {
 }
 
 func (e *env) connect(store stepup.Store) *client {
+	return e.connectWith(mcpclient.GoSDK, store)
+}
+
+// connectWith is connect with the MCP client of sdk.
+func (e *env) connectWith(sdk mcpclient.SDK, store stepup.Store) *client {
 	t := e.t
 	var opts []stepup.TokenSourceOption
 	if store != nil {
@@ -211,11 +241,16 @@ func (e *env) connect(store stepup.Store) *client {
 	require.NoError(t, err)
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
-	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: e.browser}, Discovery: disc}
+	// Client is nil where the server registers clients dynamically.
+	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: e.browser}, Client: e.as.Client, Discovery: disc}
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
 	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}}
-	session, err := mcpclient.Connect(context.Background(), mcpclient.GoSDK, e.mcp.URL, hc, mcpclient.Options{})
+	var copts mcpclient.Options
+	if sdk == mcpclient.MCPGo {
+		copts.ProtocolVersion = mcpclient.Legacy // see mcpclient.Options
+	}
+	session, err := mcpclient.Connect(context.Background(), sdk, e.mcp.URL, hc, copts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = session.Close() })
 	return &client{ts: ts, session: session}
@@ -283,10 +318,13 @@ func concurrentStepUp(t *testing.T, e *env) {
 	assert.Equal(t, before.Grants["refresh_token"], after.Grants["refresh_token"], "no refresh request on a 403")
 }
 
-// concurrentRefresh: the resource refuses the access token (revoked at
-// the server where its resource servers can see that; where they check
-// JWTs alone, a token whose signature no longer verifies stands in for
-// it), and concurrent calls get one refresh, rotated, never reused.
+// concurrentRefresh: the resource refuses the access token the client
+// holds (a token altered, which fails the signature check of a JWT or is
+// unknown to introspection: the one way to have every server's resource
+// server refuse a token the client thinks good, as after a revocation
+// that the server's JWTs cannot show), and concurrent calls get one
+// refresh, with the real refresh token, never used twice: with rotation
+// and reuse detection, a second use would revoke the grant.
 func concurrentRefresh(t *testing.T, e *env) {
 	ctx := context.Background()
 	c := e.connect(nil)
@@ -314,7 +352,9 @@ func concurrentRefresh(t *testing.T, e *env) {
 	// twice, which would have revoked the grant.
 	now, err := c.ts.Token()
 	require.NoError(t, err)
-	assert.NotEqual(t, tok.RefreshToken, now.RefreshToken, "rotated")
+	if e.as.Features.RefreshRotation {
+		assert.NotEqual(t, tok.RefreshToken, now.RefreshToken, "rotated")
+	}
 	next, err := c.ts.Refresh(ctx, now)
 	require.NoError(t, err, "the grant stands")
 	_, err = e.as.Verify(ctx, next.AccessToken)
@@ -372,6 +412,65 @@ func stepUpAuthn(t *testing.T, e *env) {
 	again, err := e.as.Verify(context.Background(), tok.AccessToken)
 	require.NoError(t, err)
 	assert.True(t, again.AuthTime.After(info.AuthTime), "a new login")
+}
+
+func partialConsent(t *testing.T, e *env) {
+	c := e.connect(nil)
+	c.call(t, mcpserver.ToolRead)
+	before := e.as.Counts()
+	// The person consents to all but mcp:write, the scope the 403 asked
+	// for: the token still lacks it, and the 403 comes back.
+	e.as.Decide(realserver.Decision{Grant: []string{realserver.ScopeOpenID, realserver.ScopeOffline, realserver.ScopeRead}})
+	_, err := c.session.CallTool(context.Background(), mcpserver.ToolWrite, map[string]any{"text": "x"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, stepup.ErrExhausted)
+	after := e.as.Counts()
+	assert.Equal(t, before.Authorizations+1, after.Authorizations, "one consent, not one per 403")
+	assert.Equal(t, before.Grants["refresh_token"], after.Grants["refresh_token"], "no refresh request on a 403")
+	_, granted := c.ts.Scopes()
+	assert.NotContains(t, granted, realserver.ScopeWrite)
+	e.as.Decide(realserver.Decision{})
+	c.call(t, mcpserver.ToolRead)
+}
+
+func mcpGo(t *testing.T, e *env) {
+	c := e.connectWith(mcpclient.MCPGo, nil)
+	c.call(t, mcpserver.ToolRead)
+	tok, err := c.ts.Token()
+	require.NoError(t, err)
+	assert.NotEmpty(t, tok.RefreshToken)
+	assert.Equal(t, "saved: hello", c.call(t, mcpserver.ToolWrite))
+	n := e.as.Counts()
+	assert.Equal(t, 2, n.Authorizations, "the login and the step-up")
+	assert.Equal(t, 2, n.Grants["authorization_code"])
+	assert.Zero(t, n.Grants["refresh_token"], "no refresh request on a 403")
+}
+
+// expired: once the source takes its token for expired, concurrent calls
+// share one refresh made before any of them is sent; the resource sees no
+// expired token.
+func expired(t *testing.T, e *env) {
+	c := e.connect(nil)
+	c.call(t, mcpserver.ToolRead)
+	tok, err := c.ts.Token()
+	require.NoError(t, err)
+	require.True(t, tok.Valid(), "the first token is good for a few seconds")
+	before, refused := e.as.Counts(), e.mcp.Counts().Unauthorized
+	// What is awaited is the clock: x/oauth2 takes a token for expired
+	// 10 seconds before its expiry.
+	time.Sleep(time.Until(tok.Expiry.Add(-10*time.Second + 100*time.Millisecond)))
+	require.False(t, tok.Valid())
+	parallel(t, func() error {
+		_, err := c.session.CallTool(context.Background(), mcpserver.ToolRead, nil)
+		return err
+	})
+	after := e.as.Counts()
+	assert.Equal(t, before.Grants["refresh_token"]+1, after.Grants["refresh_token"], "one refresh for all")
+	assert.Equal(t, before.Authorizations, after.Authorizations, "no new login")
+	assert.Equal(t, refused, e.mcp.Counts().Unauthorized, "no call went out with the expired token")
+	now, err := c.ts.Token()
+	require.NoError(t, err)
+	assert.NotEqual(t, tok.AccessToken, now.AccessToken)
 }
 
 func restart(t *testing.T, e *env) {

@@ -5,7 +5,10 @@
 // RFC 8414 document), a pre-registered native client on a loopback
 // redirect URI of any port (RFC 8252 §7.3), the provider's own login form
 // filled in by a stand-in browser, PKCE S256, a refresh token for
-// offline_access, and a step-up to a scope the first token lacks.
+// offline_access, a step-up to a scope the first token lacks, and a
+// refresh after the access token is revoked. The provider is
+// realserver.StartZitadel, which the real-server scenario suite
+// (examples/realservers) runs too.
 package zitadel_test
 
 import (
@@ -14,35 +17,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 	"go.uber.org/goleak"
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
-)
-
-const (
-	cliClient = "stepup-cli"             // a native client: no secret, PKCE
-	rsClient  = "resource-server"        // the resource server, for introspection
-	rsSecret  = "resource-server-secret" //
-	password  = "verysecure"             // of the example storage's test user
-	loopback  = "http://127.0.0.1/callback"
+	"github.com/stepup-go/stepup/examples/internal/realserver"
 )
 
 func TestMain(m *testing.M) {
@@ -51,101 +42,19 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// provider is the example storage, which additionally remembers the scopes
-// of each access token so that the resource server may introspect tokens
-// issued to another client (the example checks the audience, which is the
-// client the token was issued to).
-type provider struct {
-	*storage.Storage
-	mu     sync.Mutex
-	scopes map[string][]string // access token ID → scopes
-	tokens int                 // token endpoint grants
-}
-
-func (p *provider) record(id string, scopes []string, err error) {
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.scopes[id] = slices.Clone(scopes)
-	p.tokens++
-}
-
-func (p *provider) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	id, exp, err := p.Storage.CreateAccessToken(ctx, req)
-	p.record(id, req.GetScopes(), err)
-	return id, exp, err
-}
-
-func (p *provider) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
-	id, rt, exp, err := p.Storage.CreateAccessAndRefreshTokens(ctx, req, current)
-	p.record(id, req.GetScopes(), err)
-	return id, rt, exp, err
-}
-
-func (p *provider) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	if clientID != rsClient {
-		return p.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, clientID)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	scopes, ok := p.scopes[tokenID]
-	if !ok {
-		return fmt.Errorf("unknown token")
-	}
-	resp.Scope, resp.Subject = scopes, subject
-	return nil
-}
-
-// startProvider starts the OpenID Provider on loopback.
-func startProvider(t *testing.T) (*provider, string) {
-	var handler http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	issuer := srv.URL
-	p := &provider{
-		Storage: storage.NewStorageWithClients(storage.NewUserStore(issuer), map[string]*storage.Client{
-			cliClient: storage.NativeClient(cliClient, loopback),
-			rsClient:  storage.WebClient(rsClient, rsSecret),
-		}),
-		scopes: map[string][]string{},
-	}
-	handler = exampleop.SetupServer(issuer, p, nil, false)
-	return p, issuer
-}
-
 // resourceServer is an MCP-like protected resource whose tokens the
-// provider issues: it introspects them (RFC 7662) and asks for the scope
-// each operation needs (RFC 6750 §3.1, RFC 9728 §5.1).
-func resourceServer(t *testing.T, issuer string) *httptest.Server {
-	var srv *httptest.Server
-	introspect := func(ctx context.Context, token string) ([]string, bool) {
-		form := url.Values{"token": {token}}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/oauth/introspect", strings.NewReader(form.Encode()))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(rsClient, rsSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, false
-		}
-		defer resp.Body.Close()
-		var ir struct {
-			Active bool   `json:"active"`
-			Scope  string `json:"scope"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&ir) != nil || !ir.Active {
-			return nil, false
-		}
-		return strings.Fields(ir.Scope), true
-	}
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		meta := fmt.Sprintf(`resource_metadata="%s/.well-known/oauth-protected-resource/mcp"`, srv.URL)
+// provider issues: it introspects them (RFC 7662, srv.Verify) and asks
+// for the scope each operation needs (RFC 6750 §3.1, RFC 9728 §5.1).
+func resourceServer(t *testing.T, ln net.Listener, srv func() *realserver.Server) *httptest.Server {
+	rs := httptest.NewUnstartedServer(nil)
+	rs.Listener.Close()
+	rs.Listener = ln
+	rs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		meta := fmt.Sprintf(`resource_metadata="%s/.well-known/oauth-protected-resource/mcp"`, rs.URL)
 		switch {
 		case r.URL.Path == "/.well-known/oauth-protected-resource/mcp":
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]any{"resource": srv.URL + "/mcp", "authorization_servers": []string{issuer}})
+			json.NewEncoder(w).Encode(map[string]any{"resource": rs.URL + "/mcp", "authorization_servers": []string{srv().Issuer}})
 			return
 		case !strings.HasPrefix(r.URL.Path, "/mcp"):
 			http.NotFound(w, r)
@@ -157,92 +66,45 @@ func resourceServer(t *testing.T, issuer string) *httptest.Server {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		scopes, active := introspect(r.Context(), token)
-		if !active {
+		info, err := srv().Verify(r.Context(), token)
+		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", `+meta)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		if r.URL.Path == "/mcp/tools/custom" && !slices.Contains(scopes, storage.CustomScope) {
+		if r.URL.Path == "/mcp/tools/custom" && !slices.Contains(info.Scopes, storage.CustomScope) {
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q, %s`, storage.CustomScope, meta))
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
 		fmt.Fprintf(w, "ok %s", r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// person is the stand-in for a person at a browser: it opens the
-// authorization URL, signs in on the provider's login form, and follows
-// the redirect to the loopback receiver.
-type person struct {
-	t        *testing.T
-	issuer   string
-	browser  *http.Client
-	logins   int
-	consents []string // the scope of each authorization request
-}
-
-func (p *person) open(ctx context.Context, authURL string) error {
-	u, err := url.Parse(authURL)
-	require.NoError(p.t, err)
-	p.consents = append(p.consents, u.Query().Get("scope"))
-	resp, err := p.get(ctx, authURL)
-	if err != nil {
-		return err
-	}
-	id := resp.Request.URL.Query().Get("authRequestID")
-	if resp.Request.URL.Path != "/login/username" || id == "" {
-		return fmt.Errorf("expected the login form, got %s", resp.Request.URL)
-	}
-	p.logins++
-	host := strings.Split(strings.TrimPrefix(p.issuer, "http://"), ":")[0]
-	form := url.Values{"username": {"test-user@" + host}, "password": {password}, "id": {id}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.issuer+"/login/username", strings.NewReader(form.Encode()))
-	require.NoError(p.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err = p.browser.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	page, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Authorization received") {
-		return fmt.Errorf("sign-in ended on %s: %d %s", resp.Request.URL, resp.StatusCode, page)
-	}
-	return nil
-}
-
-func (p *person) get(ctx context.Context, u string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	require.NoError(p.t, err)
-	resp, err := p.browser.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp, nil
+	})
+	rs.Start()
+	t.Cleanup(rs.Close)
+	return rs
 }
 
 func TestStepUpAgainstZitadel(t *testing.T) {
-	prov, issuer := startProvider(t)
-	rs := resourceServer(t, issuer)
-	jar, err := cookiejar.New(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	someone := &person{t: t, issuer: issuer, browser: &http.Client{Jar: jar, Transport: tr}}
+	var prov *realserver.Server
+	rs := resourceServer(t, ln, func() *realserver.Server { return prov })
+	prov = realserver.StartZitadel(t, realserver.ZitadelOptions{Resource: rs.URL + "/mcp"})
+	var consents []string // the scope of each authorization request
+	open := func(ctx context.Context, authURL string) error {
+		u, err := url.Parse(authURL)
+		require.NoError(t, err)
+		consents = append(consents, u.Query().Get("scope"))
+		return prov.Browser(ctx, authURL)
+	}
 
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
 	ts, err := stepup.NewTokenSource(rs.URL+"/mcp", nil)
 	require.NoError(t, err)
 	esc := &authcode.Escalator{
-		Receiver:  &authcode.Loopback{Open: someone.open},
-		Client:    &authcode.Registration{ClientID: cliClient, RedirectURIs: []string{loopback}},
+		Receiver:  &authcode.Loopback{Open: open},
+		Client:    prov.Client,
 		Discovery: disc,
 	}
 	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: esc}}
@@ -262,9 +124,9 @@ func TestStepUpAgainstZitadel(t *testing.T) {
 	assert.NotEmpty(t, first.RefreshToken, "offline_access, which the provider lists, brought a refresh token")
 
 	assert.Equal(t, "ok /mcp/tools/custom", get("/mcp/tools/custom"))
-	require.Len(t, someone.consents, 2, "a login, then a step-up")
-	assert.ElementsMatch(t, []string{"openid", "offline_access"}, strings.Fields(someone.consents[0]))
-	assert.ElementsMatch(t, []string{"openid", "offline_access", storage.CustomScope}, strings.Fields(someone.consents[1]))
+	require.Len(t, consents, 2, "a login, then a step-up")
+	assert.ElementsMatch(t, []string{"openid", "offline_access"}, strings.Fields(consents[0]))
+	assert.ElementsMatch(t, []string{"openid", "offline_access", storage.CustomScope}, strings.Fields(consents[1]))
 	_, granted := ts.Scopes()
 	assert.Contains(t, granted, storage.CustomScope)
 
@@ -277,6 +139,16 @@ func TestStepUpAgainstZitadel(t *testing.T) {
 	assert.NotEqual(t, stepped.AccessToken, refreshed.AccessToken)
 	assert.NotEqual(t, stepped.RefreshToken, refreshed.RefreshToken, "the provider rotates refresh tokens")
 	assert.Equal(t, "ok /mcp/tools/custom", get("/mcp/tools/custom"))
-	assert.Equal(t, 3, prov.tokens, "two codes redeemed, one refresh")
-	assert.Len(t, someone.consents, 2, "no third authorization")
+	assert.Equal(t, map[string]int{"authorization_code": 2, "refresh_token": 1}, prov.Counts().Grants, "two codes redeemed, one refresh")
+	assert.Equal(t, 2, prov.Counts().Authorizations)
+
+	// A revoked access token (RFC 7009): introspection says inactive, the
+	// resource answers 401 invalid_token, and the source refreshes once.
+	require.NoError(t, prov.Revoke(context.Background(), refreshed.AccessToken))
+	_, err = prov.Verify(context.Background(), refreshed.AccessToken)
+	require.ErrorIs(t, err, realserver.ErrInvalidToken)
+	assert.Equal(t, "ok /mcp/tools/custom", get("/mcp/tools/custom"))
+	assert.Equal(t, map[string]int{"authorization_code": 2, "refresh_token": 2}, prov.Counts().Grants, "one refresh more")
+	assert.Equal(t, 2, prov.Counts().Authorizations, "no new login")
+	assert.Len(t, consents, 2, "no third authorization")
 }

@@ -24,6 +24,7 @@ type counter struct {
 	c  Counts
 }
 
+// newCounter counts at these paths; "" for an endpoint the server lacks.
 func newCounter(authorize, register, token, par string) *counter {
 	return &counter{authorize: authorize, register: register, token: token, par: par, c: Counts{Grants: map[string]int{}}}
 }
@@ -40,10 +41,10 @@ func (c *counter) wrap(next http.Handler) http.Handler {
 					c.Requested = append(c.Requested, q.Get("scope"))
 				}
 			})
-		case r.URL.Path == c.par && r.Method == http.MethodPost:
+		case c.par != "" && r.URL.Path == c.par && r.Method == http.MethodPost:
 			scope := formValue(r, "scope")
 			c.add(func(c *Counts) { c.Requested = append(c.Requested, scope) })
-		case r.URL.Path == c.register && r.Method == http.MethodPost:
+		case c.register != "" && r.URL.Path == c.register && r.Method == http.MethodPost:
 			c.add(func(c *Counts) { c.Registrations++ })
 		case r.URL.Path == c.token && r.Method == http.MethodPost:
 			gt := formValue(r, "grant_type")

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,10 +39,14 @@ type HydraOptions struct {
 
 // Hydra's readiness and shutdown bounds.
 const (
-	hydraStartTimeout = 60 * time.Second
-	hydraStopTimeout  = 10 * time.Second
-	hydraPollInterval = 50 * time.Millisecond
+	hydraStartTimeout  = 60 * time.Second
+	hydraStopTimeout   = 10 * time.Second
+	hydraPollInterval  = 50 * time.Millisecond
+	hydraStartAttempts = 3
 )
+
+// errHydraExited says that Hydra ended before it was ready.
+var errHydraExited = errors.New("hydra exited")
 
 // StartHydra starts Ory Hydra (github.com/ory/hydra/v2, built from the
 // servers/hydra module, or $STEPUP_HYDRA) on loopback for the test and
@@ -49,19 +54,30 @@ const (
 // STEPUP_REQUIRE_REAL_SERVERS=1.
 //
 // Hydra runs in memory (DSN=memory) with a fresh system secret, dynamic
-// client registration (RFC 7591) open, PKCE required, opaque access tokens
-// and refresh token rotation with no grace period, so that a refresh token
-// used twice revokes the grant (Hydra's default). Its public port is
-// reached through a counting reverse proxy whose URL is the issuer, so
-// that discovery, the browser and the client all go through it.
+// client registration (RFC 7591) open and advertised, PKCE required, and
+// refresh token rotation with no grace period, so that a refresh token
+// used twice revokes the grant (Hydra's default). Its access tokens are
+// opaque and [Server.Verify] introspects them at the admin API (RFC 7662):
+// a revocation then reaches the resource server at once, which Hydra's
+// JWT access tokens would not. Its public port is reached through a
+// counting reverse proxy whose URL is the issuer, so that discovery, the
+// browser and the client all go through it. Any port of a loopback
+// redirect URI matches the one registered (RFC 8252 §7.3).
 //
 // Hydra delegates login and consent to an app of the deployment; the one
 // here plays the person through Hydra's admin API, as the current
-// [Decision] says. Hydra knows no resource parameter (RFC 8707): it binds
-// tokens to audiences a consent app grants. The app grants the audience
-// opts.Resource when the authorization request asks for it as resource (or
-// audience), the role RFC 8707 §2 gives the authorization server, so that
-// [Server.Verify] can check the audience as a resource server does.
+// [Decision] says. Hydra hands the acr_values to the login app, which
+// decides the ACR (OpenID Connect Core 1.0 §3.1.2.1 makes them voluntary)
+// and the consent app puts it and the login's time into the access token;
+// Hydra itself enforces max_age and prompt=login.
+//
+// Hydra knows no resource parameter (RFC 8707): it binds tokens to
+// audiences a consent app grants and the client is allowed. The app grants
+// the audience opts.Resource when the authorization request asks for it as
+// resource (or audience), and allows it to the client, the role RFC 8707
+// §2 gives the authorization server, so that [Server.Verify] can check the
+// audience as a resource server does. Revocation (RFC 7009) of either
+// token revokes the whole grant.
 func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	t.Helper()
 	if opts.Resource == "" {
@@ -78,35 +94,47 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
-	counter := &requestCounter{}
+	count := newCounter(hydraAuthPath, "/oauth2/register", "/oauth2/token", "") // Hydra has no pushed authorization requests
+	// The proxy and the app listen now, as Hydra's configuration names
+	// them, and serve once Hydra is up and the app knows its admin API.
 	proxy := httptest.NewUnstartedServer(nil)
+	t.Cleanup(proxy.Close)
 	issuer := "http://" + proxy.Listener.Addr().String()
-	app := &hydraApp{resource: opts.Resource}
-	appSrv := httptest.NewServer(app.handler())
+	app := &hydraApp{resource: opts.Resource, client: hc}
+	appSrv := httptest.NewUnstartedServer(app.handler())
 	t.Cleanup(appSrv.Close)
+	appURL := "http://" + appSrv.Listener.Addr().String()
 
-	public, admin := freePort(t), freePort(t)
 	dir := t.TempDir()
-	cfg := hydraConfig(t, opts, issuer, appSrv.URL, public, admin)
-	cfgPath := filepath.Join(dir, "hydra.json") // JSON is YAML, which Hydra reads
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	publicURL := fmt.Sprintf("http://127.0.0.1:%d", public)
-	app.admin = adminURL
-	app.client = hc
-
-	logPath := filepath.Join(dir, "hydra.log")
-	proc := startHydraProcess(t, bin, cfgPath, logPath)
-	if err := waitReady(hc, proc, adminURL+"/health/ready", publicURL+"/health/ready"); err != nil {
+	var publicURL string
+	for attempt := 1; ; attempt++ {
+		public, admin := freePort(t), freePort(t)
+		cfgPath := filepath.Join(dir, fmt.Sprintf("hydra-%d.json", attempt)) // JSON is YAML, which Hydra reads
+		if err := os.WriteFile(cfgPath, hydraConfig(t, opts, issuer, appURL, public, admin), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		publicURL = fmt.Sprintf("http://127.0.0.1:%d", public)
+		app.admin = fmt.Sprintf("http://127.0.0.1:%d", admin)
+		logPath := filepath.Join(dir, fmt.Sprintf("hydra-%d.log", attempt))
+		proc := startHydraProcess(t, bin, cfgPath, logPath)
+		err := waitReady(hc, proc, app.admin+"/health/ready", publicURL+"/health/ready")
+		if err == nil {
+			proc.ready = true
+			break
+		}
+		// Another process may have taken a port between freePort and
+		// Hydra's listen: Hydra then exits, and gets other ports.
+		if errors.Is(err, errHydraExited) && attempt < hydraStartAttempts {
+			t.Logf("realserver: Hydra exited at start (%v), trying other ports", err)
+			continue
+		}
 		t.Fatalf("realserver: Hydra did not come up: %v\n%s", err, logTail(logPath))
 	}
 
+	appSrv.Start()
 	target, _ := url.Parse(publicURL)
-	proxy.Config.Handler = counter.wrap(hydraProxy(target, tr))
+	proxy.Config.Handler = hydraCounting(count, hydraProxy(target, tr))
 	proxy.Start()
-	t.Cleanup(proxy.Close)
 
 	return &Server{
 		Name:     "Ory Hydra " + hydraVersion(bin),
@@ -114,6 +142,7 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		Resource: opts.Resource,
 		Features: Features{
 			DynamicRegistration: true,
+			Consent:             true,
 			ResourceIndicators:  false, // no resource parameter; audiences instead
 			RefreshRotation:     true,
 			PartialConsent:      true,
@@ -128,7 +157,7 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		Revoke: func(ctx context.Context, token string) error {
 			return app.revoke(ctx, issuer, token)
 		},
-		Counts:         counter.counts,
+		Counts:         count.counts,
 		TrustJWTIssuer: app.trustJWTIssuer,
 	}
 }
@@ -148,8 +177,9 @@ func hydraConfig(t testing.TB, opts HydraOptions, issuer, app string, public, ad
 		"dev": true, // http on loopback: no TLS, cookies without Secure
 		"log": map[string]any{"level": "info", "format": "text"},
 		"serve": map[string]any{
-			"public":  map[string]any{"host": "127.0.0.1", "port": public},
-			"admin":   map[string]any{"host": "127.0.0.1", "port": admin},
+			"public": map[string]any{"host": "127.0.0.1", "port": public},
+			"admin":  map[string]any{"host": "127.0.0.1", "port": admin},
+			// Browsers refuse SameSite=None without Secure, as on http.
 			"cookies": map[string]any{"same_site_mode": "Lax"},
 		},
 		"secrets": map[string]any{"system": []string{hex.EncodeToString(secret)}},
@@ -172,6 +202,8 @@ func hydraConfig(t testing.TB, opts HydraOptions, issuer, app string, public, ad
 				"client_registration_url": issuer + "/oauth2/register",
 			},
 		},
+		// Scopes are whole strings (RFC 6749 §3.3): Hydra's default
+		// wildcard strategy gives a "*" in a client's scope a meaning.
 		"strategies": map[string]any{"access_token": "opaque", "scope": "exact"},
 		"ttl":        ttl,
 		"oauth2": map[string]any{
@@ -204,6 +236,7 @@ type hydraProcess struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has ended
 	err    error         // its Wait error, once exited is closed
+	ready  bool          // it came up: its log is the test's to show
 }
 
 // startHydraProcess runs bin serve all, its output to logPath, and stops it
@@ -237,7 +270,7 @@ func startHydraProcess(t testing.TB, bin, cfgPath, logPath string) *hydraProcess
 			_ = cmd.Process.Kill()
 			<-p.exited
 		}
-		if t.Failed() {
+		if p.ready && t.Failed() {
 			t.Logf("Hydra's log:\n%s", logTail(logPath))
 		}
 	})
@@ -255,7 +288,7 @@ func waitReady(hc *http.Client, p *hydraProcess, urls ...string) error {
 		for !healthy(ctx, hc, u) {
 			select {
 			case <-p.exited:
-				return fmt.Errorf("hydra exited: %v", p.err)
+				return fmt.Errorf("%w: %v", errHydraExited, p.err)
 			case <-ctx.Done():
 				return fmt.Errorf("%s: %w", u, ctx.Err())
 			case <-tick.C:

@@ -22,14 +22,19 @@ import (
 	"github.com/stepup-go/stepup/examples/internal/realserver"
 )
 
+// mfaACR is the authentication context class /mcp/admin requires.
+const mfaACR = "urn:example:mfa"
+
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
 // resourceServer is a protected resource (RFC 9728) whose tokens srv
 // issues, at the resource URL of ln: /mcp/read needs mcp:read, /mcp/write
-// mcp:write; a token srv.Verify refuses gets 401 invalid_token, a token
-// without the scope 403 insufficient_scope (RFC 6750 §3.1).
+// mcp:write, /mcp/admin mcp:read and a login of ACR mfaACR; a token
+// srv.Verify refuses gets 401 invalid_token, a token without the scope 403
+// insufficient_scope (RFC 6750 §3.1), one of another ACR 401
+// insufficient_user_authentication (RFC 9470 §3).
 func resourceServer(t *testing.T, ln net.Listener, srv func() *realserver.Server) *httptest.Server {
 	rs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		as := srv()
@@ -44,7 +49,7 @@ func resourceServer(t *testing.T, ln net.Listener, srv func() *realserver.Server
 			})
 			return
 		}
-		need, ok := map[string]string{"/mcp/read": "mcp:read", "/mcp/write": "mcp:write"}[r.URL.Path]
+		need, ok := map[string]string{"/mcp/read": "mcp:read", "/mcp/write": "mcp:write", "/mcp/admin": "mcp:read"}[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -64,6 +69,11 @@ func resourceServer(t *testing.T, ln net.Listener, srv func() *realserver.Server
 		if !slices.Contains(info.Scopes, need) {
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q, %s`, need, meta))
 			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		if r.URL.Path == "/mcp/admin" && info.ACR != mfaACR {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", acr_values=%q, %s`, mfaACR, meta))
+			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
 		fmt.Fprintf(w, "%s for %s", r.URL.Path, info.Subject)
@@ -133,22 +143,28 @@ func TestHydraLoginStepUpRevoke(t *testing.T) {
 	assert.NotEmpty(t, tok.RefreshToken, "offline_access brings a refresh token")
 	info, err := srv.Verify(ctx, tok.AccessToken)
 	require.NoError(t, err)
-	// authcode adds openid for an OpenID Provider; the rest is what was asked.
-	assert.Subset(t, info.Scopes, []string{"mcp:read", "offline_access"})
+	// Hydra is an OpenID Provider: the Escalator asks for openid too,
+	// which offline_access needs there (OpenID Connect Core 1.0 §11).
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "offline_access"}, info.Scopes)
 
 	// A 403 insufficient_scope is a step-up, never a refresh: the
 	// person is asked for what the token had and what the resource wants.
 	code, body = get(t, hc, rsURL+"/mcp/write")
 	require.Equal(t, http.StatusOK, code, body)
 	c = srv.Counts()
+	// Each Loopback listens on a new port: Hydra accepts any port of the
+	// loopback redirect URI registered (RFC 8252 §7.3).
 	assert.Equal(t, 1, c.Registrations, "the registration is kept for the issuer")
 	assert.Equal(t, 2, c.Authorizations)
 	assert.Equal(t, map[string]int{"authorization_code": 2}, c.Grants)
+	require.Len(t, c.Requested, 2)
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "mcp:write", "offline_access"}, strings.Fields(c.Requested[1]),
+		"the step-up asks for what was granted and what the resource wants")
 	tok, err = ts.Token()
 	require.NoError(t, err)
 	info, err = srv.Verify(ctx, tok.AccessToken)
 	require.NoError(t, err)
-	assert.Subset(t, info.Scopes, []string{"mcp:read", "mcp:write", "offline_access"})
+	assert.ElementsMatch(t, []string{"openid", "mcp:read", "mcp:write", "offline_access"}, info.Scopes)
 
 	// Revocation: Hydra revokes the whole grant (the refresh token with
 	// the access token), so the refresh the 401 calls for is refused
@@ -206,14 +222,14 @@ func TestHydraRefreshRotation(t *testing.T) {
 	assert.Equal(t, before.Authorizations+1, after.Authorizations, "the grant is gone: a new login")
 }
 
-// TestHydraDecisions: partial consent, a declined consent, and the ACR of
-// the login (RFC 9470) in the access token.
+// TestHydraDecisions: partial consent, a step-up of the authentication
+// (RFC 9470) whose ACR reaches the access token, and a declined consent.
 func TestHydraDecisions(t *testing.T) {
 	srv, rsURL := hydraWithResource(t, realserver.HydraOptions{})
 	hc, ts, _ := client(t, srv, srv.Resource)
 	ctx := t.Context()
 
-	srv.Decide(realserver.Decision{Grant: []string{"mcp:read"}, ACR: "urn:example:mfa"})
+	srv.Decide(realserver.Decision{Grant: []string{"mcp:read"}})
 	code, body := get(t, hc, rsURL+"/mcp/read")
 	require.Equal(t, http.StatusOK, code, body)
 	tok, err := ts.Token()
@@ -222,11 +238,52 @@ func TestHydraDecisions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"mcp:read"}, info.Scopes, "offline_access not granted")
 	assert.Empty(t, tok.RefreshToken)
-	assert.Equal(t, "urn:example:mfa", info.ACR)
-	assert.WithinDuration(t, time.Now(), info.AuthTime, time.Minute)
+	assert.Empty(t, info.ACR)
+	firstLogin := info.AuthTime
+	assert.WithinDuration(t, time.Now(), firstLogin, time.Minute)
+
+	// The person logs in again, now with a second factor.
+	srv.Decide(realserver.Decision{ACR: mfaACR})
+	code, body = get(t, hc, rsURL+"/mcp/admin")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, 2, srv.Counts().Authorizations)
+	tok, err = ts.Token()
+	require.NoError(t, err)
+	info, err = srv.Verify(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	assert.Equal(t, mfaACR, info.ACR)
+	assert.False(t, info.AuthTime.Before(firstLogin))
 
 	srv.Decide(realserver.Decision{Decline: true})
 	_, err = hc.Get(rsURL + "/mcp/write")
 	assert.ErrorIs(t, err, stepup.ErrDeclined)
-	assert.Equal(t, 2, srv.Counts().Authorizations)
+	assert.Equal(t, 3, srv.Counts().Authorizations)
+}
+
+// TestHydraAudience: a token is for the resource only when its
+// authorization named it (RFC 8707 §2, through the audience Hydra's consent
+// app grants). A client that leaves resource out gets tokens the resource
+// server refuses: one login, one refresh, and the Transport gives up
+// rather than loop. Nor does a refresh token pass for an access token.
+func TestHydraAudience(t *testing.T) {
+	srv, rsURL := hydraWithResource(t, realserver.HydraOptions{})
+	ts, err := stepup.NewTokenSource(srv.Resource, nil)
+	require.NoError(t, err)
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(base.CloseIdleConnections)
+	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: srv.Browser}, OmitResource: true}
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}, Timeout: time.Minute}
+
+	_, err = hc.Get(rsURL + "/mcp/read")
+	require.ErrorIs(t, err, stepup.ErrExhausted)
+	c := srv.Counts()
+	assert.Equal(t, 1, c.Authorizations)
+	assert.Equal(t, map[string]int{"authorization_code": 1, "refresh_token": 1}, c.Grants)
+
+	tok, err := ts.Token()
+	require.NoError(t, err)
+	_, err = srv.Verify(t.Context(), tok.AccessToken)
+	assert.ErrorContains(t, err, "audience")
+	_, err = srv.Verify(t.Context(), tok.RefreshToken)
+	assert.ErrorContains(t, err, "refresh_token")
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // Environment variables that choose the Hydra program.
@@ -23,6 +25,10 @@ const (
 	// fail the test instead of skipping it.
 	hydraRequireEnv = "STEPUP_REQUIRE_REAL_SERVERS"
 )
+
+// hydraBuildTags are the build tags of Hydra: sqlite brings the in-memory
+// database (DSN=memory), without the extension loading it does not need.
+const hydraBuildTags = "sqlite,sqlite_omit_load_extension"
 
 // hydraBuildTimeout bounds building Hydra; a cold module cache takes a
 // few minutes on two cores.
@@ -56,11 +62,31 @@ func hydraBinary(t testing.TB) string {
 	if testing.Short() {
 		hydraUnavailable(t, "Hydra is not built (set %s, or run without -short to build it into %s)", EnvHydra, bin)
 	}
-	t.Logf("building Ory Hydra from %s into %s (a few minutes the first time)", mod, bin)
-	if err := buildHydra(mod, bin); err != nil {
+	if err := buildHydraOnce(t, mod, bin); err != nil {
 		hydraUnavailable(t, "building Hydra: %v", err)
 	}
 	return bin
+}
+
+// buildHydraOnce builds bin unless another test process, holding the lock
+// next to it, has built it meanwhile: go test runs the packages that
+// start Hydra at the same time, and one build is enough.
+func buildHydraOnce(t testing.TB, mod, bin string) error {
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hydraBuildTimeout)
+	defer cancel()
+	lock := flock.New(bin+".lock", flock.SetPermissions(0o600))
+	if _, err := lock.TryLockContext(ctx, time.Second); err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Path(), err)
+	}
+	defer lock.Unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return nil
+	}
+	t.Logf("building Ory Hydra from %s into %s (a few minutes the first time)", mod, bin)
+	return buildHydra(ctx, mod, bin)
 }
 
 // hydraUnavailable skips the test for a real server that cannot be run here,
@@ -87,9 +113,11 @@ func hydraModuleDir() (string, error) {
 	return dir, nil
 }
 
-// hydraCachePath is where the binary built from the module in dir lives.
+// hydraCachePath is where the binary built from the module in dir lives:
+// under the hash of what it is built from and how.
 func hydraCachePath(dir string) (string, error) {
 	h := sha256.New()
+	h.Write([]byte(hydraBuildTags))
 	for _, name := range []string{"go.mod", "go.sum"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -105,17 +133,12 @@ func hydraCachePath(dir string) (string, error) {
 }
 
 // buildHydra builds the module in dir into bin. It builds next to bin and
-// renames, so that tests building at the same time each see a whole
-// binary. GOWORK=off: the module is not in the workspace, whose versions
-// Hydra's dependencies must not change.
-func buildHydra(dir, bin string) error {
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return err
-	}
+// renames, so that bin is whole whenever it exists. GOWORK=off: the module
+// is not in the workspace, whose versions Hydra's dependencies must not
+// change.
+func buildHydra(ctx context.Context, dir, bin string) error {
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	defer os.Remove(tmp)
-	ctx, cancel := context.WithTimeout(context.Background(), hydraBuildTimeout)
-	defer cancel()
 	env := append(os.Environ(), "GOWORK=off", "CGO_ENABLED=1", "GOFLAGS=-mod=readonly")
 	list := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Version}}", "github.com/ory/hydra/v2")
 	list.Dir, list.Env = dir, env
@@ -125,7 +148,7 @@ func buildHydra(dir, bin string) error {
 	}
 	// Hydra's release builds stamp the version in; without it the
 	// program says "master".
-	build := exec.CommandContext(ctx, "go", "build", "-tags", "sqlite,sqlite_omit_load_extension",
+	build := exec.CommandContext(ctx, "go", "build", "-tags", hydraBuildTags,
 		"-ldflags", "-X github.com/ory/hydra/v2/driver/config.Version="+strings.TrimSpace(string(version)),
 		"-o", tmp, "github.com/ory/hydra/v2")
 	build.Dir, build.Env = dir, env

@@ -1,7 +1,6 @@
 package realserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,72 +10,27 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// requestCounter counts the requests to Hydra's public endpoints by kind.
-type requestCounter struct {
-	mu sync.Mutex
-	c  Counts
-}
+// hydraAuthPath is Hydra's authorization endpoint.
+const hydraAuthPath = "/oauth2/auth"
 
-// maxTokenForm bounds the token request body the counter reads; token
-// requests are a few hundred bytes.
-const maxTokenForm = 64 << 10
-
-// wrap counts each request before next serves it: an authorization request
-// when the browser first arrives at /oauth2/auth (not when Hydra's login
-// and consent send it back there with a verifier), a registration at
-// /oauth2/register, a token request at /oauth2/token by its grant_type.
-func (c *requestCounter) wrap(next http.Handler) http.Handler {
+// hydraCounting puts c in front of next for the requests that count: at
+// Hydra's authorization endpoint, the browser's first arrival, not its
+// returns from login and consent with a verifier, which are the same
+// authorization request.
+func hydraCounting(c *counter, next http.Handler) http.Handler {
+	counted := c.wrap(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/oauth2/auth":
-			q := r.URL.Query()
-			if !q.Has("login_verifier") && !q.Has("consent_verifier") {
-				c.add(func(c *Counts) { c.Authorizations++ })
-			}
-		case r.URL.Path == "/oauth2/register" && r.Method == http.MethodPost:
-			c.add(func(c *Counts) { c.Registrations++ })
-		case r.URL.Path == "/oauth2/token" && r.Method == http.MethodPost:
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenForm))
-			r.Body.Close()
-			if err != nil {
-				http.Error(w, "reading the request", http.StatusBadRequest)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			form, _ := url.ParseQuery(string(body))
-			grant := form.Get("grant_type")
-			c.add(func(c *Counts) {
-				if c.Grants == nil {
-					c.Grants = map[string]int{}
-				}
-				c.Grants[grant]++
-			})
+		q := r.URL.Query()
+		if r.URL.Path == hydraAuthPath && (q.Has("login_verifier") || q.Has("consent_verifier")) {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		counted.ServeHTTP(w, r)
 	})
-}
-
-func (c *requestCounter) add(f func(*Counts)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f(&c.c)
-}
-
-// counts returns a copy of the counts so far.
-func (c *requestCounter) counts() Counts {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.c
-	out.Grants = make(map[string]int, len(c.c.Grants))
-	for k, v := range c.c.Grants {
-		out.Grants[k] = v
-	}
-	return out
 }
 
 // hydraProxy forwards to Hydra's public port, keeping the Host the client

@@ -134,7 +134,7 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *Server {
 		Resource: opts.Resource,
 		Features: Features{
 			DynamicRegistration: true, ResourceIndicators: true, RefreshRotation: true,
-			PartialConsent: true, StepUpAuthn: true, Revocation: true,
+			Consent: true, PartialConsent: true, StepUpAuthn: true, Revocation: true,
 		},
 		Browser: p.browse,
 		Decide:  p.decide,

@@ -127,7 +127,6 @@ const provider = new Provider(issuer, {
     ctx.body = `<!DOCTYPE html><title>error</title><p id="error">${escape(out.error)}: ${escape(out.error_description ?? '')}</p>`;
   },
 });
-provider.proxy = false;
 
 function escape(s) {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

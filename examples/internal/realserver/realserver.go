@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/stepup-go/stepup/authcode"
 )
 
 // Decision is what the scripted person does at the next authorization
@@ -60,6 +62,10 @@ type Server struct {
 	Resource string
 	// Features says which scenarios the server supports.
 	Features Features
+	// Client is the client registered at the server beforehand, for
+	// authcode.Escalator.Client, where the server has no dynamic
+	// registration; nil otherwise.
+	Client *authcode.Registration
 
 	// Browser plays the person: it opens an authorization URL, logs in,
 	// answers the consent page as the current Decision says, and follows
@@ -88,6 +94,7 @@ type Features struct {
 	DynamicRegistration bool // RFC 7591
 	ResourceIndicators  bool // RFC 8707
 	RefreshRotation     bool // rotated refresh tokens, reuse revoking the grant
+	Consent             bool // a consent page at which the person may decline (access_denied)
 	PartialConsent      bool // a person may grant some of the scopes asked
 	StepUpAuthn         bool // acr_values / max_age honoured (RFC 9470)
 	Revocation          bool // RFC 7009
