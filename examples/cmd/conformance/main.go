@@ -9,8 +9,9 @@
 // Escalator, which discovers the authorization server (package discovery),
 // registers (or uses the pre-registered client of MCP_CONFORMANCE_CONTEXT,
 // or the client ID metadata document URL the suite expects) and reads the
-// code from the authorization server's redirect (authcode.Headless). The
-// SDK's own OAuth support is not used.
+// code from the authorization server's redirect (authcode.Headless), or
+// with the Escalator of package grants that the context of an extensions
+// scenario asks for (grants.go). The SDK's own OAuth support is not used.
 //
 // Usage:
 //
