@@ -150,3 +150,23 @@ func TestWorkloadTokenMissing(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	assert.Empty(t, w.as.tokenRequests())
 }
+
+// TokenEnv reads the variable at each escalation.
+func TestWorkloadTokenEnv(t *testing.T) {
+	w := newWorld(t)
+	p := newPlatform(t, w.as)
+	first := p.token(t, w.as.issuer, time.Hour)
+	t.Setenv("STEPUP_TEST_WORKLOAD_TOKEN", first)
+	w.client(t, &grants.Workload{Token: grants.TokenEnv("STEPUP_TEST_WORKLOAD_TOKEN"), Discovery: disc()})
+	_, err := w.get(t, "/mcp/a")
+	require.NoError(t, err)
+	second := p.token(t, w.as.issuer, 2*time.Hour)
+	t.Setenv("STEPUP_TEST_WORKLOAD_TOKEN", second)
+	w.as.revoke(w.rs.tokens[0])
+	_, err = w.get(t, "/mcp/a")
+	require.NoError(t, err)
+	reqs := w.as.tokenRequests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, first, reqs[0].form.Get("assertion"))
+	assert.Equal(t, second, reqs[1].form.Get("assertion"))
+}
