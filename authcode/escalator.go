@@ -55,7 +55,9 @@ const DefaultClientName = "stepup"
 // The scopes requested are [stepup.EscalationRequest.Scopes]; when it is
 // empty, the resource's scopes_supported, as the MCP authorization
 // specification says, else none; and offline_access when the
-// authorization server lists it, unless NoOfflineAccess. The [stepup.Grant]
+// authorization server lists it, unless NoOfflineAccess. openid and
+// offline_access, the authorization server's own scopes, go only to a
+// server whose scopes_supported lists them or is absent. The [stepup.Grant]
 // says which scopes were requested and refreshes through the client used,
 // with the same resource, so that the source needs no refresh set up.
 //
@@ -324,6 +326,15 @@ func (e *Escalator) scopes(req *stepup.EscalationRequest, prm *discovery.Protect
 	}
 	if !e.NoOfflineAccess && slices.Contains(as.ScopesSupported, "offline_access") && !scopes.Contains("offline_access") {
 		scopes = scopes.Union(stepup.Scopes{"offline_access"})
+	}
+	// openid and offline_access are the authorization server's, not the
+	// resource's: carried over from a grant of another server (the
+	// resource moved), they go only to a server that lists them, or lists
+	// nothing.
+	if len(as.ScopesSupported) > 0 {
+		scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool {
+			return (s == "openid" || s == "offline_access") && !slices.Contains(as.ScopesSupported, s)
+		})
 	}
 	return scopes
 }

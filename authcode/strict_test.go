@@ -198,6 +198,30 @@ func TestReregisterOnAuthorizationServerChange(t *testing.T) {
 	}
 }
 
+// From an OpenID Provider to a plain OAuth server that lists neither
+// openid nor offline_access: the grant's openid and offline_access are not
+// carried over to it.
+func TestMigrationToPlainServerDropsServerScopes(t *testing.T) {
+	w := newWorld(t)
+	w.as.openID = true
+	w.rs.initialScope = "read"
+	status, _, err := w.get(t, "/mcp/a")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, scopeOf(w.as.authorizeRequests()[0]), "openid")
+
+	plain := newAuthServer(t)
+	plain.scopesSupported = []string{"read", "write"}
+	w.rs.moveTo(plain)
+	status, _, err = w.get(t, "/mcp/b")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status)
+	auths := plain.authorizeRequests()
+	require.Len(t, auths, 1)
+	assert.Equal(t, []string{"read"}, scopeOf(auths[0]))
+	assert.False(t, auths[0].Has("prompt"))
+}
+
 // recordingReceiver hands the authorization URLs it sees to urls.
 type recordingReceiver struct {
 	authcode.Receiver
