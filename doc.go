@@ -20,10 +20,12 @@
 // the token, the scopes requested and granted, how to refresh, and the
 // escalation policy: the [Escalator] you supply ([WithEscalator]), which
 // obtains new authorizations (typically an authorization code flow with
-// PKCE that asks the user to consent), and the guard's bounds. It runs the
-// remedies, so that any number of Transports (and
-// [golang.org/x/oauth2.Transport]s) sharing it share one set of remedies
-// and one policy, whichever asks first:
+// PKCE that asks the user to consent, package authcode, or, for a service
+// with no person, a client credentials, JWT bearer or enterprise-managed
+// grant, package grants), and the guard's bounds. It runs the remedies, so
+// that any number of Transports (and [golang.org/x/oauth2.Transport]s)
+// sharing it share one set of remedies and one policy, whichever asks
+// first:
 //
 //	ts, _ := stepup.NewTokenSource(resource, nil, stepup.WithEscalator(esc))
 //	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
