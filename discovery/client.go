@@ -202,13 +202,14 @@ func (c *Client) client(p netguard.Policy) *http.Client {
 }
 
 // RetryingHTTPClient is [Client.HTTPClient] through go-retryablehttp, for
-// requests that redeem an authorization code (RFC 6749 §4.1.3), which a
-// server accepts once: such a request is tried again, up to RetryMax times
-// with exponential backoff, only when the server cannot have acted on it
-// (the connection was never made, or it answered 429 or 503). After any
-// other failure it may have been served, and a second redemption of the
-// code would be refused and taken for an attack (RFC 6749 §4.1.2, §10.5).
-// The last answer is returned as it is.
+// token requests that present what a server accepts once: an
+// authorization code (RFC 6749 §4.1.3), an assertion with a jti (RFC 7523
+// §3). Such a request is tried again, up to RetryMax times with
+// exponential backoff, only when the server cannot have acted on it (the
+// connection was never made, or it answered 429 or 503). After any other
+// failure it may have been served, and a second redemption of a code
+// would be refused and taken for an attack (RFC 6749 §4.1.2, §10.5). The
+// last answer is returned as it is.
 func (c *Client) RetryingHTTPClient(resource string) *http.Client {
 	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(c.HTTPClient(resource), httpretry.TokenPolicy(httpretry.Code))}}
 }

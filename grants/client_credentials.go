@@ -69,7 +69,7 @@ func (c *ClientCredentials) Escalate(ctx context.Context, req *stepup.Escalation
 		auth:      c.Auth,
 		extra:     c.EndpointParams,
 	}
-	tok, err := r.send(ctx, disc.HTTPClient(t.prm.Resource))
+	tok, err := r.send(ctx, disc.RetryingHTTPClient(t.prm.Resource))
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func (e *Enterprise) Escalate(ctx context.Context, req *stepup.EscalationRequest
 		return nil, err
 	}
 	scopes := t.scopes(req)
-	hc := disc.HTTPClient(t.prm.Resource)
+	hc := disc.RetryingHTTPClient(t.prm.Resource)
 	jag, err := e.exchange(ctx, hc, idp, t, idToken, scopes)
 	if err != nil {
 		return nil, err

@@ -39,8 +39,10 @@ type tokenRequest struct {
 
 // send makes the request through x/oauth2's client credentials flow,
 // whose parameters may name another grant_type, with hc, and returns the
-// token it got. It is not retried: an assertion's jti may be used once
-// only (RFC 7523 §3). Its errors never hold a credential.
+// token it got. hc is a [discovery.Client.RetryingHTTPClient]: the request
+// is tried again only when the server cannot have acted on it, since an
+// assertion's jti may be used once only (RFC 7523 §3). Its errors never
+// hold a credential.
 func (r *tokenRequest) send(ctx context.Context, hc *http.Client) (*oauth2.Token, error) {
 	cred := &credential{style: oauth2.AuthStyleInParams}
 	if r.auth != nil {
