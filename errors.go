@@ -89,10 +89,7 @@ var errFlightExited = errors.New("stepup: the remedy ended its goroutine without
 // this package or the Escalator's error, so that [errors.Is](err,
 // [ErrDeclined]) tells a refusal from a failure. Its message never
 // contains a token, and [CheckRetry] never retries it.
-//
-// The challenged response has been closed. A challenge stepup does not act
-// on (malformed, from another origin, an error code it does not answer, no
-// Escalator to ask) comes back as the response itself, not as an error.
+// The challenged response has been closed.
 type ChallengeError struct {
 	// Status is the status code of the challenged response.
 	Status int

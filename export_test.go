@@ -63,9 +63,6 @@ func (s *TokenSource) SetExhaustedTTL(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	WithExhaustedTTL(d)(s)
-	if d <= 0 {
-		s.exhaustedTTL = defaultExhaustedTTL
-	}
 }
 
 // SetEscalationTimeout changes the source's [WithEscalationTimeout] for the
@@ -74,7 +71,4 @@ func (s *TokenSource) SetEscalationTimeout(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	WithEscalationTimeout(d)(s)
-	if d <= 0 {
-		s.escalationTimeout = defaultEscalationTimeout
-	}
 }

@@ -79,16 +79,11 @@ func WithEscalator(e Escalator) TokenSourceOption {
 	return func(s *TokenSource) { s.escalator = e }
 }
 
-// WithExhaustedTTL sets how long a challenge that came straight back after
-// its escalation, or whose escalation was declined, is not escalated again
-// while the granted scopes stay the same (see the package documentation,
-// "The guard"). Zero or less means 10 minutes.
+// WithExhaustedTTL sets how long the guard remembers a challenge that came
+// straight back after its escalation, or was declined (see the package
+// documentation, "The guard"). Zero or less means 10 minutes.
 func WithExhaustedTTL(d time.Duration) TokenSourceOption {
-	return func(s *TokenSource) {
-		if d > 0 {
-			s.exhaustedTTL = d
-		}
-	}
+	return func(s *TokenSource) { s.exhaustedTTL = positiveOr(d, defaultExhaustedTTL) }
 }
 
 // WithEscalationTimeout bounds each escalation. An escalation does not end
@@ -98,11 +93,14 @@ func WithExhaustedTTL(d time.Duration) TokenSourceOption {
 // up is not asked again on the next one. Zero or less means 5 minutes:
 // long enough for a person to read a consent page and log in.
 func WithEscalationTimeout(d time.Duration) TokenSourceOption {
-	return func(s *TokenSource) {
-		if d > 0 {
-			s.escalationTimeout = d
-		}
+	return func(s *TokenSource) { s.escalationTimeout = positiveOr(d, defaultEscalationTimeout) }
+}
+
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
 	}
+	return def
 }
 
 // WithScopes records the scopes the initial token was requested with. They
