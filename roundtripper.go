@@ -204,16 +204,16 @@ func (rt *roundTrip) run() (*http.Response, error) {
 			return resp, nil
 		}
 		rt.logChallenge(ctx, c)
-		a := rt.answer(ctx, resp, c, s)
-		switch a.kind {
+		o := rt.answer(ctx, resp, c, s)
+		switch o.kind {
 		case untouched:
 			return resp, nil
 		case failed:
-			return nil, a.err
+			return nil, o.err
 		}
 		rt.replays++
 		s = rt.current()
-		resp, err = rt.send(a.body, s)
+		resp, err = rt.send(o.body, s)
 	}
 	return nil, err
 }
@@ -342,24 +342,24 @@ func hasChallenge(resp *http.Response) bool {
 		resp.StatusCode == http.StatusForbidden && len(resp.Header["Www-Authenticate"]) > 0
 }
 
-// answerKind is what answering a challenge came to.
-type answerKind int
+// outcomeKind says what the request does next.
+type outcomeKind int
 
 const (
 	// untouched: the challenge is not answered after all; the response
 	// goes back to the caller as it is, unread.
-	untouched answerKind = iota
+	untouched outcomeKind = iota
 	// replay: the challenge was remedied; the request goes again with
-	// the new token and answer.body.
+	// the new token and outcome.body.
 	replay
-	// failed: the request fails with answer.err; the response was
+	// failed: the request fails with outcome.err; the response was
 	// closed.
 	failed
 )
 
-// answer is the outcome of [roundTrip.answer].
-type answer struct {
-	kind answerKind
+// outcome is what [roundTrip.answer] came to.
+type outcome struct {
+	kind outcomeKind
 	body io.ReadCloser // replay: the body to send
 	err  error         // failed: why
 }
@@ -367,25 +367,25 @@ type answer struct {
 // answer remedies the challenge c of resp, a response to a request sent
 // with s, and says what the request does next. Only a replay or a failure
 // closes resp; one left untouched is the caller's to return.
-func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s *snapshot) answer {
+func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s *snapshot) outcome {
 	if rt.t.MaxReplays < 0 {
 		rt.ignored(ctx, slog.LevelInfo, c, "replays are off")
-		return answer{kind: untouched}
+		return outcome{kind: untouched}
 	}
 	if err := rt.applyGuard(ctx, c); err != nil {
 		drainClose(resp)
-		return answer{kind: failed, err: rt.challengeError(c, s, err)}
+		return outcome{kind: failed, err: rt.challengeError(c, s, err)}
 	}
 	if why := rt.unanswerable(c, s); why != "" {
 		rt.ignored(ctx, slog.LevelInfo, c, why)
-		return answer{kind: untouched}
+		return outcome{kind: untouched}
 	}
 	if c.action == actDPoPNonce {
 		// Before resp is closed: a hook that fails leaves the challenge
 		// unanswered and the response untouched.
 		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
 			rt.ignored(ctx, slog.LevelInfo, c, "DPoPNonce failed: "+err.Error())
-			return answer{kind: untouched}
+			return outcome{kind: untouched}
 		}
 	}
 	var body io.ReadCloser
@@ -393,7 +393,7 @@ func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challen
 		var err error
 		if body, err = rt.replayBody(); err != nil {
 			rt.ignored(ctx, slog.LevelWarn, c, "GetBody failed: "+err.Error())
-			return answer{kind: untouched}
+			return outcome{kind: untouched}
 		}
 	}
 	// No connection is held while the remedy runs: a person may take
@@ -401,14 +401,14 @@ func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challen
 	drainClose(resp)
 	if err := rt.remedy(ctx, c, s); err != nil {
 		closeBody(body)
-		return answer{kind: failed, err: rt.challengeError(c, s, err)}
+		return outcome{kind: failed, err: rt.challengeError(c, s, err)}
 	}
 	if !rt.replayable {
 		// Remedied all the same: the caller's own retry then succeeds
 		// instead of drawing the same challenge.
-		return answer{kind: failed, err: rt.challengeError(c, s, ErrBodyNotReplayable)}
+		return outcome{kind: failed, err: rt.challengeError(c, s, ErrBodyNotReplayable)}
 	}
-	return answer{kind: replay, body: body}
+	return outcome{kind: replay, body: body}
 }
 
 func (rt *roundTrip) ignored(ctx context.Context, level slog.Level, c *challenge, why string) {
