@@ -1,4 +1,4 @@
-package authserver
+package oauthtest
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func client(srv *Server, scopes ...string) *oauth2.Config {
 
 func newServer(t *testing.T) (*Server, context.Context) {
 	t.Helper()
-	srv := New(Config{Clients: []Client{{ID: "cli", RedirectURIs: []string{testRedirect}}}})
+	srv := New(Config{IssParameter: true, Clients: []Client{{ID: "cli", RedirectURIs: []string{testRedirect}}}})
 	srv.AllowResource(testResource)
 	base := &http.Transport{}
 	t.Cleanup(func() {
