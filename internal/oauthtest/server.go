@@ -122,6 +122,15 @@ type Config struct {
 	// NoRotation keeps a refresh token valid after use: the response to a
 	// refresh carries no new one.
 	NoRotation bool
+	// RefreshNeedsResource refuses a refresh without the RFC 8707 resource
+	// parameter, as servers that bind every token to a resource do.
+	RefreshNeedsResource bool
+	// SingleGrant keeps one grant at a time, as a server with one session
+	// per user does: each grant made (by a code, a refresh or
+	// [Server.Issue]) supersedes the earlier ones, whose access tokens stop
+	// working and whose refresh tokens count as used, so that presenting
+	// one is a reuse that revokes the grant.
+	SingleGrant bool
 
 	// Consent answers the authorization requests until [Server.SetConsent]
 	// says otherwise. Nil means [Approve].
@@ -389,7 +398,6 @@ func (s *Server) accessTTL() time.Duration {
 // mint returns a new code or token of kind ("code", "at", "rt", ...):
 // 32 random bytes, base64url, with the TokenMark. Call with mu held.
 func (s *Server) mint(kind string) string {
-	s.seq++
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	mark := ""

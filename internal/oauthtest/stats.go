@@ -20,6 +20,8 @@ type Stats struct {
 	// ReusedRefreshTokens counts refresh requests with a rotated-out
 	// refresh token; each revoked its grant.
 	ReusedRefreshTokens int
+	// AccessTokens counts the access tokens issued.
+	AccessTokens int
 	// MetadataRequests counts requests for the server's metadata.
 	MetadataRequests int
 }

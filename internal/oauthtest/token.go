@@ -26,6 +26,7 @@ type accessToken struct {
 	claims   string
 	expires  time.Time
 	family   string // the grant it belongs to, for revocation
+	serial   int    // 1 for the first access token the server issued, and so on
 }
 
 // refreshToken is an issued refresh token. A grant's refresh tokens form a
@@ -210,6 +211,8 @@ func (s *Server) redeemRefresh(form url.Values, client *Client) (*tokenResponse,
 		return nil, invalidGrant("refresh token reused: the grant is revoked")
 	case s.RefuseResource && form.Has("resource"):
 		return nil, invalidTarget("AADSTS9010010: the resource parameter is not supported with scopes")
+	case s.RefreshNeedsResource && !form.Has("resource"):
+		return nil, invalidTarget("the resource parameter is required")
 	case form.Has("resource") && form.Get("resource") != rt.resource:
 		return nil, invalidTarget("resource differs from the grant")
 	}
@@ -240,13 +243,21 @@ func (s *Server) refreshFor(grant []string) bool {
 // issueLocked mints an access token for scopes of the grant, and with
 // withRefresh a refresh token for the whole grant.
 func (s *Server) issueLocked(clientID string, scopes, grant []string, resource, acr, claims, family string, withRefresh bool) *tokenResponse {
+	if s.SingleGrant {
+		family = "single"
+		clear(s.access)
+		for _, rt := range s.refresh {
+			rt.used = true
+		}
+	}
+	s.stats.AccessTokens++
 	ttl := s.accessTTL()
 	resp := &tokenResponse{
 		AccessToken: s.mint("at"), TokenType: "Bearer", ExpiresIn: int(ttl / time.Second),
 		Scope: strings.Join(scopes, " "),
 	}
 	s.access[resp.AccessToken] = &accessToken{clientID: clientID, scopes: scopes, resource: resource,
-		acr: acr, claims: claims, expires: time.Now().Add(ttl), family: family}
+		acr: acr, claims: claims, expires: time.Now().Add(ttl), family: family, serial: s.stats.AccessTokens}
 	if withRefresh {
 		resp.RefreshToken = s.mint("rt")
 		// The family keeps the scope of the original grant, so that a
@@ -317,6 +328,9 @@ type TokenInfo struct {
 	// (OpenID Connect Core 1.0 §5.5).
 	Claims  string
 	Expires time.Time
+	// Serial is 1 for the first access token the server issued, 2 for the
+	// second, and so on.
+	Serial int
 }
 
 // ErrInvalidToken is returned by [Server.Verify] for a token that is
@@ -354,7 +368,7 @@ func (s *Server) lookup(token string) (TokenInfo, bool) {
 		return TokenInfo{}, false
 	}
 	return TokenInfo{Subject: Subject, ClientID: at.clientID, Resource: at.resource, Scopes: slices.Clone(at.scopes),
-		ACR: at.acr, Claims: at.claims, Expires: at.expires}, true
+		ACR: at.acr, Claims: at.claims, Expires: at.expires, Serial: at.serial}, true
 }
 
 // Revoke revokes an access token, as when it ends early.
