@@ -29,9 +29,11 @@
 // process check them with [Server.Verify] or [Server.Introspect], as they
 // would by introspection.
 //
-// The token endpoint dispatches on grant_type in [Server.grant]; a new grant
-// (client credentials, RFC 7523 JWT bearer, RFC 8693 token exchange) is a
-// case there and a field of [Config] that enables it.
+// The token endpoint dispatches on grant_type in one place (token.go), and
+// authenticates clients in another: a new grant (client credentials, RFC
+// 7523 JWT bearer, RFC 8693 token exchange) is a case there with a field of
+// [Config] that enables it, and sender-constrained tokens (DPoP, RFC 9449)
+// a check beside the client's authentication.
 package oauthtest
 
 import (

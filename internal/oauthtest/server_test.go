@@ -155,5 +155,5 @@ func TestConsentDeclineAndPartialGrant(t *testing.T) {
 	srv.SetConsent(GrantOnly("mcp:read"))
 	tok := login(t, ctx, srv, "mcp:read", "mcp:write")
 	assert.Equal(t, "mcp:read", tok.Extra("scope"), "the token response says what was granted (RFC 6749 §5.1)")
-	assert.Equal(t, Stats{ConsentPrompts: 2, Declined: 1, TokenRequests: map[string]int{"authorization_code": 1}}, srv.Stats())
+	assert.Equal(t, Stats{ConsentPrompts: 2, Declined: 1, TokenRequests: map[string]int{"authorization_code": 1}, AccessTokens: 1}, srv.Stats())
 }
