@@ -210,7 +210,6 @@ type Server struct {
 	consent       Consent
 	askPersonNext bool                // SetConsent(nil): the consent page asks a person
 	interactive   map[string]*pending // consent pages waiting for a person
-	seq           int
 	stats         Stats
 	log           requestLog
 }
