@@ -37,6 +37,7 @@
 package oauthtest
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -203,6 +204,7 @@ type Server struct {
 	mu            sync.Mutex
 	clients       map[string]*Client
 	resources     []string
+	idjag         map[string]crypto.PublicKey // trusted IdPs, by issuer
 	codes         map[string]*codeGrant
 	access        map[string]*accessToken
 	refresh       map[string]*refreshToken
@@ -352,7 +354,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		"authorization_endpoint":                s.AuthorizationEndpoint() + s.EndpointQuery,
 		"token_endpoint":                        s.TokenEndpoint(),
 		"response_types_supported":              []string{"code"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials", grantJWTBearer},
 		"token_endpoint_auth_methods_supported": s.methods(),
 	}
 	if scopes := s.scopes(); len(scopes) > 0 {

@@ -123,6 +123,10 @@ func (s *Server) grant(form url.Values, grantType string, client *Client, authEr
 		return s.redeemCode(form, client)
 	case "refresh_token":
 		return s.redeemRefresh(form, client)
+	case "client_credentials":
+		return s.clientCredentials(form, client)
+	case grantJWTBearer:
+		return s.redeemIDJAG(form, client)
 	}
 	return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grantType}
 }
