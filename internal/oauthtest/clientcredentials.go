@@ -10,7 +10,8 @@ import (
 // clientCredentials is the client_credentials grant (RFC 6749 §4.4): a
 // confidential client gets the scopes it asks, if the server knows them,
 // for a resource the server serves (RFC 8707 §2), and no refresh token
-// (RFC 6749 §4.4.3), offline_access or not. A request that names no
+// (RFC 6749 §4.4.3), offline_access or not, unless
+// RefreshWithClientCredentials says otherwise. A request that names no
 // resource gets the server's one resource, when it serves one only, as a
 // server may apply a default (RFC 8707 §2): the go-sdk's client
 // credentials handler sends none.
@@ -28,12 +29,9 @@ func (s *Server) clientCredentials(form url.Values, client *Client) (*tokenRespo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resource := form.Get("resource")
-	if resource == "" && len(s.resources) == 1 {
-		resource = s.resources[0]
+	resource, err := s.grantResource(form)
+	if err != nil {
+		return nil, err
 	}
-	if len(s.resources) == 0 || !s.resourceKnown(resource) {
-		return nil, invalidTarget("unknown resource")
-	}
-	return s.issueLocked(client.ID, scopes, scopes, resource, "", "", secret(), false), nil
+	return s.issueLocked(client.ID, scopes, scopes, resource, "", "", secret(), s.RefreshWithClientCredentials), nil
 }

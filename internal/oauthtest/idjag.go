@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -66,7 +65,7 @@ func (s *Server) redeemIDJAG(form url.Values, client *Client) (*tokenResponse, e
 }
 
 func (s *Server) verifyIDJAG(raw string) (*idjagClaims, error) {
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	tok, err := jwt.ParseSigned(raw, signAlgs)
 	if err != nil {
 		return nil, err
 	}

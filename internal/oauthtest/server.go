@@ -135,6 +135,23 @@ type Config struct {
 	// one is a reuse that revokes the grant.
 	SingleGrant bool
 
+	// GrantTypesSupported are the grant types the server serves and lists
+	// in grant_types_supported. Empty means every one it implements:
+	// authorization_code, refresh_token, client_credentials and the JWT
+	// bearer grant (RFC 7523).
+	GrantTypesSupported []string
+	// AssertionAudience is the audience a private_key_jwt client assertion
+	// must name (RFC 7523 §3). Empty means the issuer.
+	AssertionAudience string
+	// RefuseScopes refuses a client_credentials or JWT bearer request for
+	// a scope with the error code it maps to (invalid_scope,
+	// unauthorized_client, ...), as a server's policy for the client does.
+	RefuseScopes map[string]string
+	// RefreshWithClientCredentials sends a refresh token with a client
+	// credentials grant, which RFC 6749 §4.4.3 says SHOULD NOT be done and
+	// some servers do; the client must not use it.
+	RefreshWithClientCredentials bool
+
 	// Consent answers the authorization requests until [Server.SetConsent]
 	// says otherwise. Nil means [Approve].
 	Consent Consent
@@ -154,11 +171,15 @@ type Client struct {
 	ID     string
 	Secret string // empty for a public client
 	// AuthMethod is how the client authenticates at the token endpoint:
-	// "client_secret_basic", "client_secret_post" or "none". Empty means
+	// "client_secret_basic", "client_secret_post", "private_key_jwt" or
+	// "none". Empty means
 	// client_secret_basic with a secret and none without.
 	AuthMethod string
 	// RedirectURIs are the registered redirect URIs.
 	RedirectURIs []string
+	// Key verifies the client assertions of a private_key_jwt client
+	// (RFC 7523 §2.2).
+	Key crypto.PublicKey
 	// Web holds the client to its exact redirect URIs. Otherwise it is a
 	// native client, whose loopback redirect URI matches any port (RFC
 	// 8252 §7.3).
@@ -205,6 +226,8 @@ type Server struct {
 	clients       map[string]*Client
 	resources     []string
 	idjag         map[string]crypto.PublicKey // trusted IdPs, by issuer
+	workloads     map[string]crypto.PublicKey // trusted issuers of JWT bearer assertions, by issuer
+	jtis          map[string]bool             // the jti of every client assertion accepted
 	codes         map[string]*codeGrant
 	access        map[string]*accessToken
 	refresh       map[string]*refreshToken
@@ -329,6 +352,13 @@ func (s *Server) TokenEndpoint() string { return s.base() + "/token" }
 // RegistrationEndpoint returns the registration endpoint's URL.
 func (s *Server) RegistrationEndpoint() string { return s.base() + "/register" }
 
+func (s *Server) grantTypes() []string {
+	if len(s.GrantTypesSupported) == 0 {
+		return []string{"authorization_code", "refresh_token", "client_credentials", grantJWTBearer}
+	}
+	return s.GrantTypesSupported
+}
+
 func (s *Server) methods() []string {
 	if len(s.AuthMethods) == 0 {
 		return []string{"client_secret_basic", "client_secret_post", "none"}
@@ -354,7 +384,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		"authorization_endpoint":                s.AuthorizationEndpoint() + s.EndpointQuery,
 		"token_endpoint":                        s.TokenEndpoint(),
 		"response_types_supported":              []string{"code"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials", grantJWTBearer},
+		"grant_types_supported":                 s.grantTypes(),
 		"token_endpoint_auth_methods_supported": s.methods(),
 	}
 	if scopes := s.scopes(); len(scopes) > 0 {

@@ -118,6 +118,21 @@ func (s *Server) grant(form url.Values, grantType string, client *Client, authEr
 	if authErr != nil {
 		return nil, authErr
 	}
+	if !slices.Contains(s.grantTypes(), grantType) {
+		return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grantType}
+	}
+	// RFC 7523 §3.1: client authentication is optional with a JWT bearer
+	// grant; every other grant needs a client.
+	if client == nil && grantType != grantJWTBearer {
+		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication required"}
+	}
+	if grantType == "client_credentials" || grantType == grantJWTBearer {
+		for _, sc := range strings.Fields(form.Get("scope")) {
+			if code, ok := s.RefuseScopes[sc]; ok {
+				return nil, &tokenError{http.StatusBadRequest, code, "scope " + sc + " is not for this client"}
+			}
+		}
+	}
 	switch grantType {
 	case "authorization_code":
 		return s.redeemCode(form, client)
@@ -126,27 +141,39 @@ func (s *Server) grant(form url.Values, grantType string, client *Client, authEr
 	case "client_credentials":
 		return s.clientCredentials(form, client)
 	case grantJWTBearer:
-		return s.redeemIDJAG(form, client)
+		return s.redeemJWTBearer(form, client)
 	}
 	return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grantType}
 }
 
 // authenticate checks the credentials of the client of r, whose form is
-// parsed, by the method it registered (RFC 6749 §2.3.1). A public client
-// only names itself.
+// parsed, by the method it registered (RFC 6749 §2.3.1, RFC 7523 §2.2). A
+// public client only names itself; a request with neither credentials nor
+// client_id has no client, and no error.
 func (s *Server) authenticate(r *http.Request) (*Client, TokenRequest, error) {
-	tr := TokenRequest{Form: r.PostForm}
+	f := r.PostForm
+	tr := TokenRequest{Form: f}
 	var given string
-	if id, secret, ok := r.BasicAuth(); ok {
+	switch id, secret, ok := r.BasicAuth(); {
+	case ok:
 		// RFC 6749 §2.3.1: both are form-urlencoded inside Basic.
 		id, _ = url.QueryUnescape(id)
 		given, _ = url.QueryUnescape(secret)
 		tr.ClientID, tr.AuthMethod, tr.BasicAuth = id, "client_secret_basic", true
-	} else {
-		tr.ClientID, tr.AuthMethod = r.PostForm.Get("client_id"), "none"
-		if r.PostForm.Has("client_secret") {
-			tr.AuthMethod, given = "client_secret_post", r.PostForm.Get("client_secret")
+	case f.Has("client_assertion"):
+		tr.AuthMethod = "private_key_jwt"
+		c, err := s.checkClientAssertion(f)
+		if err != nil {
+			return nil, tr, &tokenError{http.StatusUnauthorized, "invalid_client", "client assertion: " + err.Error()}
 		}
+		tr.ClientID = c.ID
+		return c, tr, nil
+	case f.Has("client_secret"):
+		tr.ClientID, tr.AuthMethod, given = f.Get("client_id"), "client_secret_post", f.Get("client_secret")
+	case f.Has("client_id"):
+		tr.ClientID, tr.AuthMethod = f.Get("client_id"), "none"
+	default:
+		return nil, tr, nil
 	}
 	s.mu.Lock()
 	c := s.clients[tr.ClientID]
