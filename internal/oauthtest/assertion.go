@@ -100,7 +100,7 @@ func (s *Server) redeemJWTBearer(form url.Values, client *Client) (*tokenRespons
 	if err != nil {
 		return nil, err
 	}
-	return s.issueLocked(clientID, scopes, scopes, resource, "", "", secret(), false), nil
+	return s.issueLocked(clientID, scopes, scopes, resource, "", "", secret(), s.RefreshWithClientGrants), nil
 }
 
 // verifyWorkload checks an assertion of a trusted workload issuer: its

@@ -11,7 +11,7 @@ import (
 // confidential client gets the scopes it asks, if the server knows them,
 // for a resource the server serves (RFC 8707 §2), and no refresh token
 // (RFC 6749 §4.4.3), offline_access or not, unless
-// RefreshWithClientCredentials says otherwise. A request that names no
+// RefreshWithClientGrants says otherwise. A request that names no
 // resource gets the server's one resource, when it serves one only, as a
 // server may apply a default (RFC 8707 §2): the go-sdk's client
 // credentials handler sends none.
@@ -33,5 +33,5 @@ func (s *Server) clientCredentials(form url.Values, client *Client) (*tokenRespo
 	if err != nil {
 		return nil, err
 	}
-	return s.issueLocked(client.ID, scopes, scopes, resource, "", "", secret(), s.RefreshWithClientCredentials), nil
+	return s.issueLocked(client.ID, scopes, scopes, resource, "", "", secret(), s.RefreshWithClientGrants), nil
 }

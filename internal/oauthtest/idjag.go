@@ -37,7 +37,8 @@ type idjagClaims struct {
 // a trusted IdP: typ oauth-id-jag+jwt, signed by the IdP, for this issuer
 // (aud), not expired, naming the authenticated client and a resource the
 // server serves. The token gets the scope asked, which must be within the
-// ID-JAG's, or the ID-JAG's when none is asked; no refresh token.
+// ID-JAG's, or the ID-JAG's when none is asked; no refresh token unless
+// RefreshWithClientGrants.
 func (s *Server) redeemIDJAG(form url.Values, client *Client) (*tokenResponse, error) {
 	jag, err := s.verifyIDJAG(form.Get("assertion"))
 	if err != nil {
@@ -61,7 +62,7 @@ func (s *Server) redeemIDJAG(form url.Values, client *Client) (*tokenResponse, e
 	if len(s.resources) == 0 || !s.resourceKnown(jag.Resource) {
 		return nil, invalidTarget("the ID-JAG's resource is not served here")
 	}
-	return s.issueLocked(client.ID, scopes, scopes, jag.Resource, "", "", secret(), false), nil
+	return s.issueLocked(client.ID, scopes, scopes, jag.Resource, "", "", secret(), s.RefreshWithClientGrants), nil
 }
 
 func (s *Server) verifyIDJAG(raw string) (*idjagClaims, error) {

@@ -147,10 +147,11 @@ type Config struct {
 	// a scope with the error code it maps to (invalid_scope,
 	// unauthorized_client, ...), as a server's policy for the client does.
 	RefuseScopes map[string]string
-	// RefreshWithClientCredentials sends a refresh token with a client
-	// credentials grant, which RFC 6749 §4.4.3 says SHOULD NOT be done and
-	// some servers do; the client must not use it.
-	RefreshWithClientCredentials bool
+	// RefreshWithClientGrants sends a refresh token with the client
+	// credentials and JWT bearer grants, as some servers do although RFC
+	// 6749 §4.4.3 says none SHOULD be with client credentials; the client
+	// must not use it.
+	RefreshWithClientGrants bool
 
 	// Consent answers the authorization requests until [Server.SetConsent]
 	// says otherwise. Nil means [Approve].
