@@ -21,7 +21,11 @@
 //     (application_type native) may use any loopback port (RFC 8252 §7.3), a
 //     web client only its exact redirect URIs (OpenID Connect Dynamic Client
 //     Registration 1.0 §2);
-//   - pushed authorization requests (RFC 9126) when configured.
+//   - pushed authorization requests (RFC 9126) when configured;
+//   - for clients with no person: the client credentials grant (RFC 6749
+//     §4.4), private_key_jwt client authentication (RFC 7523 §3, each jti
+//     once), the JWT bearer grant (RFC 7523 §2.1) for the assertions of
+//     trusted workload issuers and the ID-JAGs of trusted IdPs.
 //
 // It counts what tests and a comparison need: consent prompts, token
 // requests by grant type, registrations, reused refresh tokens, and keeps
@@ -30,10 +34,10 @@
 // would by introspection.
 //
 // The token endpoint dispatches on grant_type in one place (token.go), and
-// authenticates clients in another: a new grant (client credentials, RFC
-// 7523 JWT bearer, RFC 8693 token exchange) is a case there with a field of
-// [Config] that enables it, and sender-constrained tokens (DPoP, RFC 9449)
-// a check beside the client's authentication.
+// authenticates clients in another: a new grant (RFC 8693 token exchange,
+// say) is a case there with a field of [Config] that enables it, and
+// sender-constrained tokens (DPoP, RFC 9449) a check beside the client's
+// authentication.
 package oauthtest
 
 import (
