@@ -103,21 +103,27 @@ func (s *Server) redeemJWTBearer(form url.Values, client *Client) (*tokenRespons
 	return s.issueLocked(clientID, scopes, scopes, resource, "", "", secret(), s.RefreshWithClientGrants), nil
 }
 
-// verifyWorkload checks an assertion of a trusted workload issuer: its
-// signature, the issuer as audience, and its expiry.
+// verifyWorkload checks an assertion of a trusted workload issuer.
 func (s *Server) verifyWorkload(tok *jwt.JSONWebToken) error {
+	return s.verifySigned(tok, &s.workloads)
+}
+
+// verifySigned checks a JWT of an issuer in *trusted (read with mu held):
+// its signature by the issuer's key, this server as its audience, and its
+// expiry. extra receives the claims beside the registered ones.
+func (s *Server) verifySigned(tok *jwt.JSONWebToken, trusted *map[string]crypto.PublicKey, extra ...any) error {
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	key := s.workloads[unverified.Issuer]
+	key := (*trusted)[unverified.Issuer]
 	s.mu.Unlock()
 	if key == nil {
 		return fmt.Errorf("issuer %q is not trusted", unverified.Issuer)
 	}
 	var claims jwt.Claims
-	if err := tok.Claims(key, &claims); err != nil {
+	if err := tok.Claims(key, append([]any{&claims}, extra...)...); err != nil {
 		return err
 	}
 	return claims.Validate(jwt.Expected{AnyAudience: jwt.Audience{s.IssuerID()}, Time: time.Now()})

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -73,22 +72,8 @@ func (s *Server) verifyIDJAG(raw string) (*idjagClaims, error) {
 	if typ, _ := tok.Headers[0].ExtraHeaders["typ"].(string); typ != "oauth-id-jag+jwt" {
 		return nil, fmt.Errorf("typ %q, not oauth-id-jag+jwt", typ)
 	}
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	key := s.idjag[unverified.Issuer]
-	s.mu.Unlock()
-	if key == nil {
-		return nil, fmt.Errorf("issuer %q is not trusted", unverified.Issuer)
-	}
-	var claims jwt.Claims
 	var jag idjagClaims
-	if err := tok.Claims(key, &claims, &jag); err != nil {
-		return nil, err
-	}
-	if err := claims.Validate(jwt.Expected{AnyAudience: jwt.Audience{s.IssuerID()}, Time: time.Now()}); err != nil {
+	if err := s.verifySigned(tok, &s.idjag, &jag); err != nil {
 		return nil, err
 	}
 	return &jag, nil
