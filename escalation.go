@@ -156,6 +156,9 @@ func (r EscalationRequest) LogValue() slog.Value {
 	)
 }
 
+// How the source runs escalations: one at a time for the resource, shared
+// by the requests that draw the same challenge.
+
 // escalation is the one escalation a source runs at a time.
 type escalation struct {
 	key      challengeKey
@@ -358,7 +361,10 @@ func callEscalator(ctx context.Context, e Escalator, er *EscalationRequest) (g *
 	return e.Escalate(ctx, er)
 }
 
-// escalate asks the source for a new authorization, run by this Transport's
+// The Transport's side: what a request whose challenge needs a new
+// authorization asks of the source.
+
+// escalate asks the source for a new authorization, run by the source's
 // Escalator unless an escalation for the same challenge is under way.
 func (rt *roundTrip) escalate(ctx context.Context, c *challenge, s *snapshot) error {
 	if rt.ts.escalator == nil {

@@ -115,6 +115,9 @@ func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, e
 	return t.base.RoundTrip(r2)
 }
 
+// How the source runs a refresh: once per rejected generation, for every
+// request that carried it, and across processes through the Store.
+
 // refreshTimeout bounds a refresh that every caller has stopped waiting for.
 // It runs on so that a rotated refresh token is not lost.
 const refreshTimeout = time.Minute
@@ -240,6 +243,9 @@ func (s *TokenSource) canRefresh(gen uint64) bool {
 	cur := s.snap.Load()
 	return cur.gen == gen && cur.tok != nil && cur.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
 }
+
+// The Transport's side: what a request rejected with its token asks of the
+// source.
 
 // refresh answers a rejected token: a newer token, else a refresh, else a
 // re-authorization when the refresh cannot be done or the grant is gone.
