@@ -7,9 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,23 +95,7 @@ func TestClientCredentialsRealServers(t *testing.T) {
 					ignore := goleak.IgnoreCurrent()
 					t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 					e := newGrantsEnv(t, srv)
-					meta := map[string]any{
-						"grant_types": []string{"client_credentials"}, "response_types": []string{},
-						"token_endpoint_auth_method": method,
-					}
-					esc := &grants.ClientCredentials{Discovery: &discovery.Client{}}
-					t.Cleanup(esc.Discovery.CloseIdleConnections)
-					if !e.as.Features.ResourceIndicators {
-						// Hydra binds tokens to an audience parameter,
-						// which the client must be allowed, as its
-						// scopes; oidc-provider takes both from the
-						// resource (RFC 8707).
-						meta["audience"] = []string{e.mcp.URL}
-						meta["scope"] = realserver.ScopeRead + " " + realserver.ScopeWrite
-						esc.EndpointParams = url.Values{"audience": {e.mcp.URL}}
-					}
-					id, secret := register(t, e, meta)
-					esc.Auth = grants.ClientSecret{ClientID: id, Secret: secret, Method: method}
+					esc := clientCredentials(t, e, method)
 					c := e.connectEscalator(esc)
 
 					c.call(t, mcpserver.ToolRead)
@@ -126,6 +112,70 @@ func TestClientCredentialsRealServers(t *testing.T) {
 					assert.Subset(t, info.Scopes, []string{realserver.ScopeRead, realserver.ScopeWrite})
 				})
 			}
+		})
+	}
+}
+
+// clientCredentials registers a client for the client credentials grant at
+// e's server, authenticating with method, and returns its Escalator.
+func clientCredentials(t *testing.T, e *env, method string) *grants.ClientCredentials {
+	t.Helper()
+	meta := map[string]any{
+		"grant_types": []string{"client_credentials"}, "response_types": []string{},
+		"token_endpoint_auth_method": method,
+	}
+	esc := &grants.ClientCredentials{Discovery: &discovery.Client{}}
+	t.Cleanup(esc.Discovery.CloseIdleConnections)
+	if !e.as.Features.ResourceIndicators {
+		// Hydra binds tokens to an audience parameter, which the client
+		// must be allowed, as its scopes; oidc-provider takes both from
+		// the resource (RFC 8707).
+		meta["audience"] = []string{e.mcp.URL}
+		meta["scope"] = realserver.ScopeRead + " " + realserver.ScopeWrite
+		esc.EndpointParams = url.Values{"audience": {e.mcp.URL}}
+	}
+	id, secret := register(t, e, meta)
+	esc.Auth = grants.ClientSecret{ClientID: id, Secret: secret, Method: method}
+	return esc
+}
+
+// machineStorm is how many concurrent calls draw the same 403 in
+// TestClientCredentialsConcurrentStepUpRealServers.
+const machineStorm = 1000
+
+// A machine's step-up under load, against each real server: 1,000
+// concurrent calls of the write tool draw the same 403 insufficient_scope
+// and share one token request for the union; none is refused, and nothing
+// is refreshed.
+func TestClientCredentialsConcurrentStepUpRealServers(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+			e := newGrantsEnv(t, srv)
+			c := e.connectEscalator(clientCredentials(t, e, grants.MethodBasic))
+			c.call(t, mcpserver.ToolRead)
+			before := e.as.Counts()
+
+			var wg sync.WaitGroup
+			errs := make([]error, machineStorm)
+			start := make(chan struct{})
+			for i := range machineStorm {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, errs[i] = c.session.CallTool(context.Background(), mcpserver.ToolWrite, map[string]any{"text": "x"})
+				}()
+			}
+			close(start)
+			wg.Wait()
+			require.NoError(t, errors.Join(errs...))
+
+			after := e.as.Counts()
+			assert.Equal(t, before.Grants["client_credentials"]+1, after.Grants["client_credentials"], "one token request for all")
+			assert.Zero(t, after.Grants["refresh_token"])
+			assert.Zero(t, after.Authorizations, "no person")
 		})
 	}
 }
