@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/stepup-go/stepup/dpop"
 	"golang.org/x/oauth2"
 )
 
@@ -79,6 +81,10 @@ func refreshContext(ctx context.Context, resource string) context.Context {
 	base := http.DefaultClient
 	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
 		base = hc
+	}
+	if dc := dpop.FromContext(ctx); dc != nil {
+		// Inside the retries: each try gets a fresh proof (RFC 9449 §11.1).
+		base = dc.Client(base)
 	}
 	retrying := &retryablehttp.Client{
 		HTTPClient:   base,

@@ -59,7 +59,7 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 		case gone:
 			return nil, fmt.Errorf("%w, earlier", ErrInvalidGrant)
 		}
-		nt, err := callRefresh(ctx, refresh, tok, s.resource)
+		nt, err := callRefresh(s.withDPoP(ctx), refresh, tok, s.resource)
 		if err != nil {
 			return nil, s.refreshFailed(err, rejected, tok)
 		}

@@ -34,7 +34,9 @@ const (
 const maxDrain = 64 << 10
 
 // DPoPNonceFunc receives the nonce a resource server demands in DPoP proofs
-// (RFC 9449 §9) for req, which drew the use_dpop_nonce challenge. It
+// (RFC 9449 §9) for req, which drew the use_dpop_nonce challenge, when the
+// proofs are signed by the caller's own code rather than by the source's
+// key ([WithDPoP], which keeps the nonces itself and needs no hook). It
 // typically stores the nonce where the code that signs DPoP proofs for
 // req's origin finds it; the [Transport] then replays the request once. req
 // is the caller's request: read it, never modify it. An error cancels the
@@ -127,8 +129,10 @@ type Transport struct {
 	AllowCrossOriginMetadata bool
 
 	// DPoPNonce, when set, receives the nonce of a DPoP use_dpop_nonce
-	// challenge before the request is replayed once. When nil, such
-	// challenges are returned untouched.
+	// challenge to a token not bound by the source's [WithDPoP] key
+	// before the request is replayed once. When nil, such challenges are
+	// returned untouched; those to a token bound by the source's key are
+	// answered by the source itself.
 	DPoPNonce DPoPNonceFunc
 
 	// Logger receives events: challenges seen (what the header said and
@@ -394,6 +398,17 @@ func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
 		}
 		h["Authorization"] = s.auth
 		r2.Header = h
+		if s.dpop != nil {
+			if err := dpopProve(s.dpop, r2, h, s.tok.AccessToken); err != nil {
+				closeBody(body)
+				return nil, err
+			}
+			resp, err := rt.t.base().RoundTrip(r2)
+			if err == nil {
+				s.dpop.Nonces.Observe(r2.URL, resp.Header) // RFC 9449 §9: any response may renew it
+			}
+			return resp, err
+		}
 	}
 	return rt.t.base().RoundTrip(r2)
 }
@@ -499,6 +514,10 @@ func (rt *roundTrip) renewed() bool {
 func (rt *roundTrip) unanswerable(c *challenge, s sent) string {
 	switch c.action {
 	case actDPoPNonce:
+		if s.dpop != nil {
+			s.dpop.Nonces.Set(rt.req.URL, c.nonce) // the replay's proof carries it
+			break
+		}
 		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
 			return "DPoPNonce failed: " + err.Error()
 		}
@@ -612,6 +631,7 @@ func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent
 		ResourceMetadata: meta,
 		RejectedToken:    rejected,
 		Request:          r,
+		DPoP:             rt.ts.dpopConfig(),
 	}
 }
 

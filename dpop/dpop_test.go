@@ -45,7 +45,8 @@ func TestProofVerifies(t *testing.T) {
 	proof, err := k.Proof("POST", dpop.HTU(u), "tok", "n-1")
 	require.NoError(t, err)
 
-	v := &dpoptest.Verifier{Nonce: "n-1"}
+	v := new(dpoptest.Verifier)
+	v.SetNonce("n-1")
 	p, err := v.Check(proofRequest("POST", "https://rs.example/mcp?x=1", proof), u, "tok")
 	require.NoError(t, err)
 	assert.Equal(t, k.Thumbprint(), p.JKT, "the thumbprint is the embedded key's (RFC 7638)")
@@ -62,7 +63,9 @@ func TestProofVerifies(t *testing.T) {
 	assert.ErrorIs(t, err, dpoptest.ErrWrongTarget)
 	_, err = (&dpoptest.Verifier{}).Check(proofRequest("GET", "/", other), u, "tok")
 	assert.ErrorIs(t, err, dpoptest.ErrWrongTarget)
-	_, err = (&dpoptest.Verifier{Nonce: "n-2"}).Check(proofRequest("POST", "/", other), u, "tok")
+	v2 := new(dpoptest.Verifier)
+	v2.SetNonce("n-2")
+	_, err = v2.Check(proofRequest("POST", "/", other), u, "tok")
 	assert.ErrorIs(t, err, dpoptest.ErrWrongNonce)
 }
 
@@ -133,7 +136,7 @@ type tokenServer struct {
 
 func newTokenServer(t *testing.T, rotate bool) *tokenServer {
 	ts := &tokenServer{rotate: rotate}
-	ts.v.Nonce = "nonce-0"
+	ts.v.SetNonce("nonce-0")
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := ts.hits.Add(1)
 		body, _ := io.ReadAll(r.Body)
@@ -144,9 +147,9 @@ func newTokenServer(t *testing.T, rotate bool) *tokenServer {
 		u := mustURL(t, ts.srv.URL+r.URL.Path)
 		if _, err := ts.v.Check(r, u, ""); err != nil || ts.rotate {
 			if ts.rotate {
-				ts.v.Nonce = fmt.Sprintf("nonce-%d", n)
+				ts.v.SetNonce(fmt.Sprintf("nonce-%d", n))
 			}
-			w.Header().Set("DPoP-Nonce", ts.v.Nonce)
+			w.Header().Set("DPoP-Nonce", ts.v.Nonce())
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"error":"use_dpop_nonce"}`)

@@ -9,6 +9,10 @@ import (
 	"net/http"
 )
 
+// Scheme is the authentication scheme of DPoP-bound tokens (RFC 9449
+// §7.1), and their token_type (RFC 9449 §5).
+const Scheme = "DPoP"
+
 // ErrorUseNonce is the error code of a server that wants a nonce in the
 // proof (RFC 9449 §8, §9).
 const ErrorUseNonce = "use_dpop_nonce"

@@ -28,14 +28,27 @@ var algs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.PS
 // Verifier checks proofs. The zero value checks everything but the nonce;
 // it is safe for concurrent use.
 type Verifier struct {
-	// Nonce, when set, is the nonce every proof must carry (RFC 9449 §8,
-	// §9).
-	Nonce string
 	// Window is how far iat may be from now. Zero means a minute.
 	Window time.Duration
 
-	mu   sync.Mutex
-	jtis map[string]bool
+	mu    sync.Mutex
+	nonce string
+	jtis  map[string]bool
+}
+
+// SetNonce makes nonce the one every proof must carry from now on (RFC
+// 9449 §8, §9); "" demands none.
+func (v *Verifier) SetNonce(nonce string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.nonce = nonce
+}
+
+// Nonce is the nonce proofs must carry, or "".
+func (v *Verifier) Nonce() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.nonce
 }
 
 // Proof is a verified proof.
@@ -111,7 +124,7 @@ func (v *Verifier) Check(r *http.Request, u *url.URL, accessToken string) (*Proo
 			return nil, ErrWrongATH
 		}
 	}
-	if v.Nonce != "" && c.Nonce != v.Nonce {
+	if n := v.Nonce(); n != "" && c.Nonce != n {
 		return nil, ErrWrongNonce
 	}
 	tp, err := h.JSONWebKey.Thumbprint(crypto.SHA256)
@@ -128,4 +141,43 @@ func (v *Verifier) Check(r *http.Request, u *url.URL, accessToken string) (*Proo
 	}
 	v.jtis[c.JTI] = true
 	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, Nonce: c.Nonce}, nil
+}
+
+// Resource protects next as a resource server taking DPoP-bound tokens
+// does (RFC 9449 §7): "Authorization: DPoP <token>" with a proof of this
+// request carrying the token's hash, signed by the key the token is bound
+// to, which boundTo returns ("" for a token it does not know). With a
+// nonce set, a proof without it draws 401 use_dpop_nonce with the nonce
+// (RFC 9449 §9). The scheme and host of the request's URL are taken from
+// base, the resource's origin as clients name it. Refusals are 401 DPoP
+// challenges (RFC 9449 §7.1).
+func (v *Verifier) Resource(base *url.URL, boundTo func(token string) string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(code string) {
+			w.Header().Set("WWW-Authenticate", `DPoP algs="ES256 ES384 ES512 PS256 EdDSA", error="`+code+`"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+		scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "DPoP") {
+			w.Header().Set("WWW-Authenticate", `DPoP algs="ES256 ES384 ES512 PS256 EdDSA"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: r.URL.Path}
+		p, err := v.Check(r, u, tok)
+		switch {
+		case errors.Is(err, ErrWrongNonce):
+			w.Header().Set("DPoP-Nonce", v.Nonce())
+			refuse("use_dpop_nonce")
+			return
+		case err != nil:
+			refuse("invalid_dpop_proof")
+			return
+		}
+		if jkt := boundTo(tok); jkt == "" || jkt != p.JKT {
+			refuse("invalid_token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
