@@ -205,7 +205,15 @@ func (c *Client) client(p netguard.Policy) *http.Client {
 // refused target and the end of the request's context are not. The last
 // answer is returned as it is. Use it for token requests.
 func (c *Client) RetryingHTTPClient(resource string) *http.Client {
-	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(c.HTTPClient(resource))}}
+	return c.Retrying(c.HTTPClient(resource))
+}
+
+// Retrying is hc through go-retryablehttp, with the retry policy of
+// [Client.RetryingHTTPClient]: each try goes through hc anew, so that a
+// client that signs each request (a DPoP proof, RFC 9449 §4) signs each
+// try.
+func (c *Client) Retrying(hc *http.Client) *http.Client {
+	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(hc)}}
 }
 
 func (c *Client) retrying(hc *http.Client) *retryablehttp.Client {

@@ -130,6 +130,10 @@ type AuthServer struct {
 	// authorization requests only through its pushed authorization
 	// request endpoint (RFC 9126 §5).
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPSigningAlgValuesSupported are the JWS algorithms the server
+	// accepts in DPoP proofs (RFC 9449 §5.1); none listed says nothing
+	// of whether it takes DPoP at all.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 
 	// OpenIDConfiguration says that the document was found at an OpenID
 	// Connect Discovery location (/.well-known/openid-configuration),

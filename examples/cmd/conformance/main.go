@@ -31,11 +31,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/dpop"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 )
 
@@ -57,6 +59,12 @@ type scenarioContext struct {
 	Name         string `json:"name"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+
+	// dpop turns on DPoP (RFC 9449, stepup.WithDPoP): for the suite's
+	// DPoP extension scenarios (auth/dpop, auth/dpop-nonce), or for every
+	// scenario with -dpop, since a server that does not take DPoP ignores
+	// the proofs.
+	dpop bool
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -65,6 +73,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	sdkName := fs.String("client", getenv("MCP_CONFORMANCE_CLIENT"), "MCP client SDK: go-sdk or mcp-go (default go-sdk)")
 	protocol := fs.String("protocol", getenv("MCP_CONFORMANCE_PROTOCOL"), "protocol version to pin (default: the SDK's)")
 	quiet := fs.Bool("quiet", false, "do not log stepup's events")
+	withDPoP := fs.Bool("dpop", false, "bind tokens with DPoP (RFC 9449) in every scenario, not only auth/dpop*")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,6 +96,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 2
 		}
 	}
+	sc.dpop = *withDPoP || strings.HasPrefix(getenv("MCP_CONFORMANCE_SCENARIO"), "auth/dpop")
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if *quiet {
 		logger = nil
@@ -108,7 +118,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // session runs the scenario's client steps.
 func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string, sc scenarioContext, logger *slog.Logger, stdout io.Writer) error {
-	ts, err := stepup.NewTokenSource(serverURL, nil)
+	var opts []stepup.TokenSourceOption
+	if sc.dpop {
+		key, err := dpop.GenerateKey()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, stepup.WithDPoP(key))
+	}
+	ts, err := stepup.NewTokenSource(serverURL, nil, opts...)
 	if err != nil {
 		return err
 	}
