@@ -2,6 +2,8 @@ package stepup_test
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +27,7 @@ import (
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/dpop"
+	"github.com/stepup-go/stepup/filestore"
 	"github.com/stepup-go/stepup/internal/dpoptest"
 )
 
@@ -260,4 +265,49 @@ func TestDPoPBearerIssuedStaysBearer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "a server that issues Bearer gets Bearer (RFC 9449 §7.1)")
 	assert.False(t, sawProof.Load())
+}
+
+// The key is saved with the grant it binds, sealed with it: a source
+// started afresh with the saved grant (a restart) takes the saved key, so
+// that its refresh token, bound to that key, still redeems.
+func TestDPoPKeySavedWithTheGrant(t *testing.T) {
+	d := newDPoPServers(t)
+	d.rsV.SetNonce("")
+	block, err := aes.NewCipher(bytes.Repeat([]byte{'k'}, 32))
+	require.NoError(t, err)
+	aead, err := cipher.NewGCM(block)
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "tokens") // created 0700
+	st, err := filestore.New(filestore.WithDir(dir), filestore.WithAEAD(aead))
+	require.NoError(t, err)
+
+	key, err := dpop.GenerateKey()
+	require.NoError(t, err)
+	first := d.grant(key.Thumbprint())
+	d.expired(first.AccessToken)
+	resp, err := d.get(t, d.client(t, key, first, nil, stepup.WithStore(st)), d.rs.URL+"/mcp")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "refreshed, and saved")
+
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	raw, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	jwk, err := key.MarshalPrivateJWK()
+	require.NoError(t, err)
+	var priv struct{ D string }
+	require.NoError(t, json.Unmarshal(jwk, &priv))
+	assert.NotContains(t, string(raw), priv.D, "the key is sealed like the tokens")
+
+	// The restart: a new process with a new key of its own.
+	d.expired("at-2-secret")
+	other, err := dpop.GenerateKey()
+	require.NoError(t, err)
+	st2, err := filestore.New(filestore.WithDir(dir), filestore.WithAEAD(aead))
+	require.NoError(t, err)
+	resp, err = d.get(t, d.client(t, other, nil, nil, stepup.WithStore(st2)), d.rs.URL+"/mcp")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the saved refresh token redeems with the saved key")
+	assert.EqualValues(t, 4, d.tokenCalls.Load(), "one refresh per source, each after its nonce demand: nonces are not saved")
 }
