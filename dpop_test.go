@@ -2,9 +2,9 @@ package stepup_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
