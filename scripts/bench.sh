@@ -138,7 +138,7 @@ main() {
 	echo "\`oauth2\` is golang.org/x/oauth2's Transport; \`floor\` the least a token-attaching wrapper"
 	echo "does (copy the request and its header, set Authorization); \`base\` no wrapper at all."
 	echo
-	benchstat -col '/wrapper@(oauth2 stepup floor base)' roundtrip="$rt" 2>&1 | fence
+	benchstat -col '/wrapper@(oauth2 stepup dpop floor base)' roundtrip="$rt" 2>&1 | fence
 	echo
 	echo "## Storms: 1,000 concurrent requests that draw one challenge"
 	echo
