@@ -247,3 +247,25 @@ func countKept(n *dpop.Nonces, upto int) int {
 	}
 	return kept
 }
+
+// kmsSigner stands for a key kept elsewhere: only Public and Sign.
+type kmsSigner struct{ k *ecdsa.PrivateKey }
+
+func (s kmsSigner) Public() crypto.PublicKey { return s.k.Public() }
+func (s kmsSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	return s.k.Sign(r, d, o)
+}
+
+func TestOpaqueSigner(t *testing.T) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	k, err := dpop.NewKey(kmsSigner{ec})
+	require.NoError(t, err)
+	u := mustURL(t, "https://as.example/token")
+	proof, err := k.Proof("POST", dpop.HTU(u), "", "")
+	require.NoError(t, err)
+	_, err = (&dpoptest.Verifier{}).Check(proofRequest("POST", "/token", proof), u, "")
+	require.NoError(t, err)
+	_, err = k.MarshalPrivateJWK()
+	assert.Error(t, err, "a key kept elsewhere is not exported")
+}

@@ -8,14 +8,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/cryptosigner"
 )
 
 // proofType is the typ header of a DPoP proof (RFC 9449 §4.2).
@@ -28,10 +29,15 @@ const proofType = "dpop+jwt"
 // Its String and LogValue never show the key, so that a Key logged by
 // mistake leaks nothing.
 type Key struct {
-	signer jose.Signer
-	alg    jose.SignatureAlgorithm
-	priv   crypto.Signer
-	jkt    string
+	alg  jose.SignatureAlgorithm
+	priv crypto.Signer
+	jkt  string
+	// header is the base64url protected header, the same for every proof
+	// of the key (typ, alg, jwk): encoded once, since a proof goes with
+	// every request.
+	header string
+	hash   crypto.Hash // of the signing input; 0 for EdDSA, which hashes itself
+	size   int         // bytes of each of r and s in an ECDSA signature, 0 otherwise
 }
 
 // GenerateKey returns a new ES256 (P-256) key, the algorithm every DPoP
@@ -52,22 +58,37 @@ func GenerateKey() (*Key, error) {
 // and P-521 curves, PS256 for RSA (of at least 2048 bits), EdDSA for
 // Ed25519.
 func NewKey(s crypto.Signer) (*Key, error) {
-	alg, err := algFor(s.Public())
+	pub := s.Public()
+	alg, err := algFor(pub)
 	if err != nil {
 		return nil, err
 	}
-	op := cryptosigner.Opaque(s)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: op},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType(proofType))
-	if err != nil {
-		return nil, fmt.Errorf("dpop: signer: %w", err)
-	}
-	pub := op.Public()
-	tp, err := pub.Thumbprint(crypto.SHA256)
+	jwk := jose.JSONWebKey{Key: pub}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("dpop: thumbprint: %w", err)
 	}
-	return &Key{signer: signer, alg: alg, priv: s, jkt: base64.RawURLEncoding.EncodeToString(tp)}, nil
+	hdr, err := json.Marshal(struct {
+		Typ string          `json:"typ"`
+		Alg string          `json:"alg"`
+		JWK jose.JSONWebKey `json:"jwk"`
+	}{proofType, string(alg), jwk})
+	if err != nil {
+		return nil, fmt.Errorf("dpop: proof header: %w", err)
+	}
+	k := &Key{alg: alg, priv: s, jkt: base64.RawURLEncoding.EncodeToString(tp), header: base64.RawURLEncoding.EncodeToString(hdr)}
+	switch alg {
+	case jose.ES256, jose.PS256:
+		k.hash = crypto.SHA256
+	case jose.ES384:
+		k.hash = crypto.SHA384
+	case jose.ES512:
+		k.hash = crypto.SHA512
+	}
+	if ec, ok := pub.(*ecdsa.PublicKey); ok {
+		k.size = (ec.Curve.Params().BitSize + 7) / 8
+	}
+	return k, nil
 }
 
 func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
@@ -140,15 +161,71 @@ func (k *Key) Proof(method, htu, accessToken, nonce string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dpop: proof claims: %w", err)
 	}
-	jws, err := k.signer.Sign(payload)
+	enc := base64.RawURLEncoding
+	n := len(k.header) + 1 + enc.EncodedLen(len(payload))
+	b := make([]byte, 0, n+1+enc.EncodedLen(k.sigLen()))
+	b = append(b, k.header...)
+	b = append(b, '.')
+	b = enc.AppendEncode(b, payload)
+	sig, err := k.sign(b)
 	if err != nil {
 		return "", fmt.Errorf("dpop: signing proof: %w", err)
 	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		return "", fmt.Errorf("dpop: serializing proof: %w", err)
+	b = append(b, '.')
+	b = enc.AppendEncode(b, sig)
+	return string(b), nil
+}
+
+// sigLen is the length of the key's JWS signatures (RFC 7518 §3).
+func (k *Key) sigLen() int {
+	switch {
+	case k.size > 0:
+		return 2 * k.size
+	case k.alg == jose.EdDSA:
+		return ed25519.SignatureSize
 	}
-	return s, nil
+	if p, ok := k.priv.Public().(*rsa.PublicKey); ok {
+		return p.Size()
+	}
+	return 0
+}
+
+// sign returns the JWS signature of input (RFC 7515 §5.1, RFC 7518 §3):
+// the compact serialization is built here rather than by go-jose's
+// signer, which encodes the header anew for each proof.
+func (k *Key) sign(input []byte) ([]byte, error) {
+	if k.alg == jose.EdDSA {
+		return k.priv.Sign(rand.Reader, input, crypto.Hash(0))
+	}
+	h := k.hash.New()
+	h.Write(input)
+	digest := h.Sum(nil)
+	if k.alg == jose.PS256 {
+		return k.priv.Sign(rand.Reader, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: k.hash})
+	}
+	der, err := k.priv.Sign(rand.Reader, digest, k.hash)
+	if err != nil {
+		return nil, err
+	}
+	return ecdsaRaw(der, k.size)
+}
+
+// ecdsaRaw turns an ASN.1 ECDSA signature, what a crypto.Signer returns,
+// into the JWS form: r and s, each big-endian in size bytes (RFC 7518
+// §3.4).
+func ecdsaRaw(der []byte, size int) ([]byte, error) {
+	var rs struct{ R, S *big.Int }
+	rest, err := asn1.Unmarshal(der, &rs)
+	if err != nil || len(rest) > 0 || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 {
+		return nil, errors.New("dpop: the signer returned no ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	if len(rs.R.Bytes()) > size || len(rs.S.Bytes()) > size {
+		return nil, errors.New("dpop: ECDSA signature too long for the curve")
+	}
+	rs.R.FillBytes(out[:size])
+	rs.S.FillBytes(out[size:])
+	return out, nil
 }
 
 // AccessTokenHash is the ath claim for tok: the base64url-encoded SHA-256
