@@ -24,7 +24,8 @@
 // (and [golang.org/x/oauth2.Transport]s) sharing it share one set of
 // remedies. An [Escalator], which you supply, obtains new authorizations:
 // typically an authorization code flow with PKCE that asks the user to
-// consent.
+// consent (package authcode), or, for a service with no person, a client
+// credentials, JWT bearer or enterprise-managed grant (package grants).
 //
 // # A request's path
 //

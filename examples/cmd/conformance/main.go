@@ -9,8 +9,9 @@
 // Escalator, which discovers the authorization server (package discovery),
 // registers (or uses the pre-registered client of MCP_CONFORMANCE_CONTEXT,
 // or the client ID metadata document URL the suite expects) and reads the
-// code from the authorization server's redirect (authcode.Headless). The
-// SDK's own OAuth support is not used.
+// code from the authorization server's redirect (authcode.Headless), or
+// with the Escalator of package grants that the context of an extensions
+// scenario asks for (grants.go). The SDK's own OAuth support is not used.
 //
 // Usage:
 //
@@ -59,6 +60,7 @@ type scenarioContext struct {
 	Name         string `json:"name"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+	grantContext
 
 	// dpop turns on DPoP (RFC 9449, stepup.WithDPoP): for the suite's
 	// DPoP extension scenarios (auth/dpop, auth/dpop-nonce), or for every
@@ -132,9 +134,13 @@ func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string,
 	}
 	esc := newEscalator(sc)
 	defer esc.Discovery.CloseIdleConnections()
+	escalator, err := chooseEscalator(sc, esc, esc.Discovery)
+	if err != nil {
+		return err
+	}
 	hc := &http.Client{Transport: &stepup.Transport{
 		Source:    ts,
-		Escalator: esc,
+		Escalator: escalator,
 		Logger:    logger,
 	}}
 	s, err := mcpclient.Connect(ctx, sdk, serverURL, hc, mcpclient.Options{ProtocolVersion: protocol})

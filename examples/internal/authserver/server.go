@@ -22,6 +22,7 @@
 package authserver
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -105,6 +106,7 @@ type Server struct {
 	mu          sync.Mutex
 	clients     map[string]*Client
 	resources   map[string]bool
+	idjag       map[string]crypto.PublicKey // trusted IdPs, by issuer
 	codes       map[string]*codeGrant
 	access      map[string]*accessToken
 	refresh     map[string]*refreshToken
@@ -180,7 +182,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		RegistrationEndpoint:              s.URL + "/register",
 		ScopesSupported:                   s.cfg.ScopesSupported,
 		ResponseTypesSupported:            []string{"code"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		IssParameterSupported:             true,

@@ -95,6 +95,10 @@ func (s *Server) grant(r *http.Request, grantType string) (*tokenResponse, error
 		return s.redeemCode(r.PostForm, client)
 	case "refresh_token":
 		return s.redeemRefresh(r.PostForm, client)
+	case "client_credentials":
+		return s.clientCredentials(r.PostForm, client)
+	case grantJWTBearer:
+		return s.redeemIDJAG(r.PostForm, client)
 	}
 	return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grantType}
 }

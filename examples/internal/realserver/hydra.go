@@ -157,7 +157,8 @@ func StartHydra(t testing.TB, opts HydraOptions) *Server {
 		Revoke: func(ctx context.Context, token string) error {
 			return app.revoke(ctx, issuer, token)
 		},
-		Counts: count.counts,
+		Counts:         count.counts,
+		TrustJWTIssuer: app.trustJWTIssuer,
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // hydraSubject is the person's subject identifier at Hydra.
@@ -334,4 +336,14 @@ func (a *hydraApp) revoke(ctx context.Context, issuer, token string) error {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return a.do(req, "revocation", nil)
+}
+
+// trustJWTIssuer registers a trust relationship for the JWT bearer grant
+// through Hydra's admin API, valid for an hour.
+func (a *hydraApp) trustJWTIssuer(ctx context.Context, issuer, subject string, key jose.JSONWebKey, scopes []string) error {
+	body := map[string]any{
+		"issuer": issuer, "subject": subject, "scope": scopes, "jwk": key,
+		"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+	}
+	return a.call(ctx, http.MethodPost, "/admin/trust/grants/jwt-bearer/issuers", nil, body, nil)
 }

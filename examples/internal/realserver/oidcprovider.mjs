@@ -118,6 +118,9 @@ const provider = new Provider(issuer, {
       allowedPolicy: (_ctx, client, token) => client.clientId === admin.id || client.clientId === token.clientId,
     },
     claimsParameter: { enabled: true },
+    // The client credentials grant (RFC 6749 §4.4), for clients that act
+    // on their own behalf; its tokens carry the resource as audience.
+    clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,

@@ -12,6 +12,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/stepup-go/stepup/authcode"
 )
 
@@ -80,6 +82,11 @@ type Server struct {
 	Revoke func(ctx context.Context, token string) error
 	// Counts reports what the server was asked so far.
 	Counts func() Counts
+	// TrustJWTIssuer makes the server accept, in the JWT bearer grant
+	// (RFC 7523 §2.1), assertions that issuer signs with key about
+	// subject, for scopes, as an operator registers a workload identity
+	// provider; nil where the server has no such trust.
+	TrustJWTIssuer func(ctx context.Context, issuer, subject string, key jose.JSONWebKey, scopes []string) error
 }
 
 // Features lists what a server supports beyond the authorization code

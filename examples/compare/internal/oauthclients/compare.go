@@ -109,25 +109,31 @@ func Run(ctx context.Context, sc Scenario, srv Server, client Client) (*Result, 
 		if _, err := session.CallTool(ctx, mcpserver.ToolRead, nil); err != nil {
 			return nil, fmt.Errorf("%s: first call: %w", client, err)
 		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range sc.Concurrent {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				out, err := session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": fmt.Sprint(i)})
-				mu.Lock()
-				defer mu.Unlock()
-				res.record(out, err)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		res.writeConcurrently(ctx, session, sc.Concurrent)
 	}
 	res.Stats = as.Stats()
 	return res, nil
+}
+
+// writeConcurrently calls write_note n times at once and records the
+// outcomes.
+func (r *Result) writeConcurrently(ctx context.Context, session mcpclient.Session, n int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out, err := session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": fmt.Sprint(i)})
+			mu.Lock()
+			defer mu.Unlock()
+			r.record(out, err)
+		}()
+	}
+	close(start)
+	wg.Wait()
 }
 
 func (r *Result) record(_ string, err error) {
