@@ -426,8 +426,8 @@ func (f *flow) params() ([]oauth2.AuthCodeOption, error) {
 	if d := f.req.DPoP; d != nil {
 		// RFC 9449 §10: the code is bound to the key, so that a code
 		// intercepted on its way back cannot be redeemed without it.
-		if algs := f.as.DPoPSigningAlgValuesSupported; len(algs) > 0 && !slices.Contains(algs, d.Key.Algorithm()) {
-			return nil, fmt.Errorf("authcode: the authorization server takes DPoP proofs in %q, not %s (RFC 9449 §5.1)", algs, d.Key.Algorithm())
+		if err := d.Key.Accepted(f.as.DPoPSigningAlgValuesSupported); err != nil {
+			return nil, fmt.Errorf("authcode: %w", err)
 		}
 		opts = append(opts, oauth2.SetAuthURLParam("dpop_jkt", d.Key.Thumbprint()))
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -117,6 +118,16 @@ func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 // Algorithm is the JWS algorithm of the key's proofs (RFC 7518 §3.1), as
 // servers list it in dpop_signing_alg_values_supported (RFC 9449 §5.1).
 func (k *Key) Algorithm() string { return string(k.alg) }
+
+// Accepted checks the key's algorithm against the
+// dpop_signing_alg_values_supported of a server's metadata (RFC 9449
+// §5.1): none listed accepts any, since the member is optional.
+func (k *Key) Accepted(algs []string) error {
+	if len(algs) == 0 || slices.Contains(algs, string(k.alg)) {
+		return nil
+	}
+	return fmt.Errorf("dpop: the server takes DPoP proofs in %q, not %s (RFC 9449 §5.1)", algs, k.alg)
+}
 
 // Thumbprint is the JWK SHA-256 thumbprint of the public key (RFC 7638),
 // base64url-encoded: the dpop_jkt authorization request parameter (RFC

@@ -102,7 +102,7 @@ func (e *Enterprise) Escalate(ctx context.Context, req *stepup.EscalationRequest
 	if err != nil {
 		return nil, err
 	}
-	return redeemAssertion(ctx, hc, t, jag, scopes, e.Client, nil)
+	return redeemAssertion(ctx, hc, t, jag, scopes, e.Client, nil, req.DPoP)
 }
 
 // idp returns the IdP's metadata, or as much of it as IdPTokenEndpoint
