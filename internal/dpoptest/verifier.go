@@ -75,7 +75,7 @@ func (v *Verifier) Check(r *http.Request, u *url.URL, accessToken string) (*Proo
 	if len(vs) != 1 || strings.Contains(vs[0], ",") {
 		return nil, ErrNoProof
 	}
-	jws, err := jose.ParseSigned(vs[0], algs)
+	jws, err := jose.ParseSignedCompact(vs[0], algs)
 	if err != nil {
 		return nil, fmt.Errorf("dpoptest: parsing proof: %w", err)
 	}

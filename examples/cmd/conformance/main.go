@@ -62,10 +62,8 @@ type scenarioContext struct {
 	ClientSecret string `json:"client_secret"`
 	grantContext
 
-	// dpop turns on DPoP (RFC 9449, stepup.WithDPoP): for the suite's
-	// DPoP extension scenarios (auth/dpop, auth/dpop-nonce), or for every
-	// scenario with -dpop, since a server that does not take DPoP ignores
-	// the proofs.
+	// dpop turns on DPoP (RFC 9449, stepup.WithDPoP), for the suite's
+	// DPoP extension scenarios (auth/dpop, auth/dpop-nonce).
 	dpop bool
 }
 
@@ -75,7 +73,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	sdkName := fs.String("client", getenv("MCP_CONFORMANCE_CLIENT"), "MCP client SDK: go-sdk or mcp-go (default go-sdk)")
 	protocol := fs.String("protocol", getenv("MCP_CONFORMANCE_PROTOCOL"), "protocol version to pin (default: the SDK's)")
 	quiet := fs.Bool("quiet", false, "do not log stepup's events")
-	withDPoP := fs.Bool("dpop", false, "bind tokens with DPoP (RFC 9449) in every scenario, not only auth/dpop*")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -98,7 +95,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 2
 		}
 	}
-	sc.dpop = *withDPoP || strings.HasPrefix(getenv("MCP_CONFORMANCE_SCENARIO"), "auth/dpop")
+	sc.dpop = strings.HasPrefix(getenv("MCP_CONFORMANCE_SCENARIO"), "auth/dpop")
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if *quiet {
 		logger = nil
