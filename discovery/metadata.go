@@ -188,6 +188,7 @@ func ParseAuthServer(data []byte) (*AuthServer, error) {
 		m.boolean("client_id_metadata_document_supported", &d.ClientIDMetadataDocumentSupported),
 		m.str("pushed_authorization_request_endpoint", &d.PushedAuthorizationRequestEndpoint),
 		m.boolean("require_pushed_authorization_requests", &d.RequirePushedAuthorizationRequests),
+		m.strs("dpop_signing_alg_values_supported", &d.DPoPSigningAlgValuesSupported),
 	); err != nil {
 		return nil, err
 	}
