@@ -29,7 +29,8 @@ import (
 // sent as Bearer. With a [Store], k is saved with the grant (sealed with
 // it when the store seals) and a saved key replaces k when the saved grant
 // is taken, so that a restart does not orphan the tokens bound to it; a key
-// that cannot be exported (a KMS key) is the caller's to keep.
+// that cannot be exported (a KMS key) is the caller's to keep. A nil k
+// leaves DPoP off.
 func WithDPoP(k *dpop.Key) TokenSourceOption {
 	return func(s *TokenSource) {
 		if k != nil {
