@@ -311,3 +311,26 @@ func TestDPoPKeySavedWithTheGrant(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the saved refresh token redeems with the saved key")
 	assert.EqualValues(t, 4, d.tokenCalls.Load(), "one refresh per source, each after its nonce demand: nonces are not saved")
 }
+
+// A redirect hop to another origin carries neither the token nor a proof.
+func TestDPoPNotToAnotherOrigin(t *testing.T) {
+	d := newDPoPServers(t)
+	d.rsV.SetNonce("")
+	var gotAuth, gotProof atomic.Value
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth.Store(r.Header.Get("Authorization"))
+		gotProof.Store(r.Header.Get("DPoP"))
+		_, _ = io.WriteString(w, "elsewhere")
+	}))
+	t.Cleanup(other.Close)
+	d.rs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/landing", http.StatusTemporaryRedirect)
+	})
+	key, err := dpop.GenerateKey()
+	require.NoError(t, err)
+	resp, err := d.get(t, d.client(t, key, d.grant(key.Thumbprint()), nil), d.rs.URL+"/mcp")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "", gotAuth.Load())
+	assert.Equal(t, "", gotProof.Load())
+}
