@@ -139,7 +139,7 @@ func TestHostileIdenticalBare401RemediedOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
 			w := newWorld(t)
-			w.as.issueRefresh.Store(tc.issueRefresh)
+			w.as.RefreshAlways = tc.issueRefresh
 			w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
 				rw.Header()["Www-Authenticate"] = tc.header
 				rw.WriteHeader(http.StatusUnauthorized)

@@ -214,7 +214,7 @@ func TestSameBare401AfterTokenExpiredReauthorizes(t *testing.T) {
 		}
 		fmt.Fprint(rw, "ok")
 	})
-	w.as.issueRefresh.Store(false)
+	w.as.RefreshAlways = false
 	esc := newEscalator(w)
 	ts := w.source(nil)
 	c := &http.Client{Transport: w.transport(ts, esc)}

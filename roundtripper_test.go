@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,230 +59,6 @@ func checkLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
-// grant is what the authorization server knows about a token.
-type grant struct {
-	scopes stepup.Scopes
-	acr    string
-	claims string
-}
-
-// authServer is an OAuth 2.0 authorization server: an authorization endpoint
-// that approves at once and a token endpoint for the authorization_code and
-// refresh_token grants, with refresh token rotation (OAuth 2.1 §4.3.1).
-type authServer struct {
-	*httptest.Server
-
-	mu       sync.Mutex
-	seq      int
-	access   map[string]*grant
-	refresh  map[string]*grant
-	used     map[string]bool // refresh tokens already redeemed
-	codes    map[string]*grant
-	forms    []url.Values    // refresh requests received
-	queries  []url.Values    // authorization requests received
-	gate     chan struct{}   // if set, refreshes wait for it
-	arrived  chan url.Values // if set, told of each refresh request
-	grantFor func(requested stepup.Scopes) stepup.Scopes
-
-	refreshHits   atomic.Int32
-	reuses        atomic.Int32 // a rotated-out refresh token was presented
-	issueRefresh  atomic.Bool  // authorization_code grants carry a refresh token
-	keepRefresh   atomic.Bool  // refresh responses omit refresh_token (no rotation)
-	failRefresh   atomic.Bool  // refresh requests fail with invalid_grant
-	echoOnFailure atomic.Bool  // the failure body echoes the refresh token
-	unavailable   atomic.Int32 // so many refresh requests get a 503 first
-	resets        atomic.Int32 // so many refresh requests have their connection dropped first
-}
-
-func newAuthServer(t *testing.T) *authServer {
-	a := &authServer{
-		access:  map[string]*grant{},
-		refresh: map[string]*grant{},
-		used:    map[string]bool{},
-		codes:   map[string]*grant{},
-	}
-	a.issueRefresh.Store(true)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /authorize", a.authorize)
-	mux.HandleFunc("POST /token", a.token)
-	a.Server = httptest.NewServer(mux)
-	t.Cleanup(a.Close)
-	return a
-}
-
-func (a *authServer) mint(kind string) string {
-	a.seq++
-	return fmt.Sprintf("%s-%d-%s-%08x", kind, a.seq, secretMark, uint32(a.seq)*2654435761)
-}
-
-// issue mints a token as if an earlier login had granted scopes.
-func (a *authServer) issue(withRefresh bool, scopes ...string) *oauth2.Token {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	g := &grant{scopes: stepup.Scopes(scopes)}
-	tok := &oauth2.Token{AccessToken: a.mint("at"), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
-	a.access[tok.AccessToken] = g
-	if withRefresh {
-		tok.RefreshToken = a.mint("rt")
-		a.refresh[tok.RefreshToken] = g
-	}
-	return tok.WithExtra(map[string]any{"scope": strings.Join(scopes, " ")})
-}
-
-// revoke makes the resource server reject tok from now on, as when it expires
-// early.
-func (a *authServer) revoke(tok *oauth2.Token) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.access, tok.AccessToken)
-}
-
-func (a *authServer) lookup(access string) *grant {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.access[access]
-}
-
-func (a *authServer) setGate(gate chan struct{}) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.gate = gate
-}
-
-func (a *authServer) setArrived(c chan url.Values) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.arrived = c
-}
-
-func (a *authServer) setGrantFor(f func(stepup.Scopes) stepup.Scopes) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.grantFor = f
-}
-
-func (a *authServer) refreshForms() []url.Values {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]url.Values(nil), a.forms...)
-}
-
-func (a *authServer) authorizeQueries() []url.Values {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]url.Values(nil), a.queries...)
-}
-
-func (a *authServer) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	requested, err := stepup.ParseScopes(q.Get("scope"))
-	if err != nil || q.Get("code_challenge_method") != "S256" {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	a.mu.Lock()
-	a.queries = append(a.queries, q)
-	scopes := requested
-	if a.grantFor != nil {
-		scopes = a.grantFor(requested)
-	}
-	code := a.mint("code")
-	a.codes[code] = &grant{scopes: scopes, acr: strings.Fields(q.Get("acr_values") + " none")[0], claims: q.Get("claims")}
-	a.mu.Unlock()
-	http.Redirect(w, r, q.Get("redirect_uri")+"?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
-}
-
-func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, "invalid_request", "")
-		return
-	}
-	switch r.PostForm.Get("grant_type") {
-	case "authorization_code":
-		a.mu.Lock()
-		g := a.codes[r.PostForm.Get("code")]
-		delete(a.codes, r.PostForm.Get("code"))
-		a.mu.Unlock()
-		if g == nil {
-			oauthError(w, "invalid_grant", "")
-			return
-		}
-		a.writeToken(w, g, a.issueRefresh.Load())
-	case "refresh_token":
-		a.refreshHits.Add(1)
-		rt := r.PostForm.Get("refresh_token")
-		a.mu.Lock()
-		a.forms = append(a.forms, r.PostForm)
-		gate, arrived := a.gate, a.arrived
-		a.mu.Unlock()
-		if arrived != nil {
-			arrived <- r.PostForm
-		}
-		if gate != nil {
-			<-gate
-		}
-		if a.resets.Add(-1) >= 0 {
-			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.Close()
-			return
-		}
-		if a.unavailable.Add(-1) >= 0 {
-			http.Error(w, "try again later", http.StatusServiceUnavailable)
-			return
-		}
-		if a.failRefresh.Load() {
-			desc := ""
-			if a.echoOnFailure.Load() {
-				desc = "refresh token " + rt + " was revoked"
-			}
-			oauthError(w, "invalid_grant", desc)
-			return
-		}
-		a.mu.Lock()
-		g := a.refresh[rt]
-		if g == nil && a.used[rt] {
-			a.reuses.Add(1)
-		}
-		if g != nil && !a.keepRefresh.Load() {
-			delete(a.refresh, rt)
-			a.used[rt] = true
-		}
-		a.mu.Unlock()
-		if g == nil {
-			oauthError(w, "invalid_grant", "")
-			return
-		}
-		a.writeToken(w, g, !a.keepRefresh.Load())
-	default:
-		oauthError(w, "unsupported_grant_type", "")
-	}
-}
-
-func (a *authServer) writeToken(w http.ResponseWriter, g *grant, withRefresh bool) {
-	a.mu.Lock()
-	resp := map[string]any{
-		"access_token": a.mint("at"),
-		"token_type":   "Bearer",
-		"expires_in":   3600,
-		"scope":        g.scopes.String(),
-	}
-	a.access[resp["access_token"].(string)] = g
-	if withRefresh {
-		rt := a.mint("rt")
-		a.refresh[rt] = g
-		resp["refresh_token"] = rt
-	}
-	a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(resp)
-}
-
-func oauthError(w http.ResponseWriter, code, desc string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
-}
-
 // world is an authorization server, a protected resource server and the
 // client side plumbing between them.
 type world struct {
@@ -305,14 +80,15 @@ func newWorld(t *testing.T) *world {
 		w.mux.ServeHTTP(rw, r)
 	}))
 	t.Cleanup(w.rs.Close)
+	w.as.resource = w.resource()
 	w.base = http.DefaultTransport.(*http.Transport).Clone()
 	w.base.MaxIdleConnsPerHost = 64
 	t.Cleanup(w.base.CloseIdleConnections)
 	w.plain = &http.Client{Transport: w.base}
 	w.cfg = &oauth2.Config{
-		ClientID:    "stepup-test",
+		ClientID:    testClient,
 		Endpoint:    oauth2.Endpoint{AuthURL: w.as.URL + "/authorize", TokenURL: w.as.URL + "/token", AuthStyle: oauth2.AuthStyleInParams},
-		RedirectURL: "http://127.0.0.1/callback",
+		RedirectURL: testRedirect,
 	}
 	return w
 }
@@ -1682,7 +1458,7 @@ func TestRemedyPerChallenge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
 			w := newWorld(t)
-			w.as.issueRefresh.Store(tc.refreshToken)
+			w.as.RefreshAlways = tc.refreshToken
 			var seq atomic.Int32
 			w.mux.HandleFunc("/x", func(rw http.ResponseWriter, r *http.Request) {
 				if n := int(seq.Add(1)); n <= len(tc.script) {

@@ -174,7 +174,7 @@ func TestTokenSourceRefreshSurvivesCancelledCaller(t *testing.T) {
 // When the response omits refresh_token, the old one stays (RFC 6749 §6).
 func TestTokenSourceKeepsRefreshTokenWhenOmitted(t *testing.T) {
 	w := newWorld(t)
-	w.as.keepRefresh.Store(true)
+	w.as.NoRotation = true
 	tok := w.as.issue(true, "a")
 	ts := w.source(tok)
 

@@ -27,11 +27,11 @@ type proofChecks struct {
 
 func checkProofs(w *world, paths ...string) *proofChecks {
 	pc := &proofChecks{jkts: map[string][]string{}}
-	h := w.as.srv.Config.Handler
-	w.as.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	h := w.as.HTTP.Config.Handler
+	w.as.HTTP.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		for _, p := range paths {
 			if r.URL.Path == p {
-				u, _ := url.Parse(w.as.srv.URL + p)
+				u, _ := url.Parse(w.as.HTTP.URL + p)
 				jkt := ""
 				if proof, err := pc.v.Check(r, u, ""); err == nil {
 					jkt = proof.JKT
@@ -57,7 +57,7 @@ func (pc *proofChecks) of(path string) []string {
 // request names its thumbprint (§10), and so do the refreshes.
 func TestDPoPProofs(t *testing.T) {
 	w := newWorld(t)
-	w.as.par = true
+	w.as.PAR = true
 	pc := checkProofs(w, "/par", "/token")
 	key, err := dpop.GenerateKey()
 	require.NoError(t, err)
@@ -69,9 +69,7 @@ func TestDPoPProofs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{key.Thumbprint()}, pc.of("/par"))
 	assert.Equal(t, []string{key.Thumbprint()}, pc.of("/token"))
-	w.as.mu.Lock()
-	pushed := w.as.pushes
-	w.as.mu.Unlock()
+	pushed := w.as.PushedRequests()
 	require.Len(t, pushed, 1)
 	assert.Equal(t, key.Thumbprint(), pushed[0].Get("dpop_jkt"))
 
@@ -84,8 +82,8 @@ func TestDPoPProofs(t *testing.T) {
 // before anything is sent (RFC 9449 §5.1).
 func TestDPoPAlgorithmRefused(t *testing.T) {
 	w := newWorld(t)
-	h := w.as.srv.Config.Handler
-	w.as.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	h := w.as.HTTP.Config.Handler
+	w.as.HTTP.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/.well-known/oauth-authorization-server" {
 			rec := &captured{header: http.Header{}}
 			h.ServeHTTP(rec, r)
@@ -104,7 +102,7 @@ func TestDPoPAlgorithmRefused(t *testing.T) {
 		Resource: w.rs.resource, ResourceMetadata: w.rs.metadataURL(), DPoP: dpop.NewConfig(key),
 	})
 	assert.ErrorContains(t, err, "not ES256")
-	assert.Empty(t, w.as.authorizeRequests())
+	assert.Empty(t, w.as.AuthorizationRequests())
 }
 
 type captured struct {

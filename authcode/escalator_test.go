@@ -82,11 +82,11 @@ func TestStepUpRound(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, "ok /mcp/tools/write", body)
 
-	auths := w.as.authorizeRequests()
+	auths := w.as.AuthorizationRequests()
 	require.Len(t, auths, 2, "one login, one step-up")
 	assert.ElementsMatch(t, []string{"read", "offline_access"}, scopeOf(auths[0]), "the challenge's scope, and offline_access, which the server lists")
 	assert.Subset(t, scopeOf(auths[1]), []string{"read", "write"}, "the step-up asks for what was requested and what was challenged")
-	assert.Equal(t, []string{"authorization_code", "authorization_code"}, w.as.grantTypes(), "no refresh for the 403")
+	assert.Equal(t, []string{"authorization_code", "authorization_code"}, w.as.GrantTypes(), "no refresh for the 403")
 
 	for i, q := range auths {
 		assert.Equal(t, []string{w.rs.resource}, q["resource"], "RFC 8707 resource in authorization request %d", i)
@@ -94,11 +94,11 @@ func TestStepUpRound(t *testing.T) {
 	}
 	assert.NotEqual(t, auths[0].Get("code_challenge"), auths[1].Get("code_challenge"), "a fresh PKCE verifier per attempt")
 	assert.NotEqual(t, auths[0].Get("state"), auths[1].Get("state"), "a fresh state per attempt")
-	for _, tr := range w.as.tokenRequests() {
-		assert.Equal(t, []string{w.rs.resource}, tr.form["resource"], "RFC 8707 resource in the token request")
-		assert.NotEmpty(t, tr.form.Get("code_verifier"))
+	for _, tr := range w.as.TokenRequests() {
+		assert.Equal(t, []string{w.rs.resource}, tr.Form["resource"], "RFC 8707 resource in the token request")
+		assert.NotEmpty(t, tr.Form.Get("code_verifier"))
 	}
-	assert.Equal(t, 1, w.as.registrations(), "registered once, kept for the issuer")
+	assert.Equal(t, 1, w.as.Stats().Registrations, "registered once, kept for the issuer")
 
 	requested, granted := w.ts.Scopes()
 	assert.Subset(t, []string(requested), []string{"read", "write", "offline_access"})
@@ -109,7 +109,7 @@ func TestStepUpRound(t *testing.T) {
 // client's credentials and the resource, with nothing wired by the user.
 func TestRefreshWithRegisteredClient(t *testing.T) {
 	w := newWorld(t)
-	w.as.authMethods = []string{"client_secret_basic"} // so that the registration has a secret
+	w.as.AuthMethods = []string{"client_secret_basic"} // so that the registration has a secret
 	w.rs.initialScope = "read"
 
 	status, _, err := w.get(t, "/mcp/a")
@@ -119,21 +119,21 @@ func TestRefreshWithRegisteredClient(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, first.RefreshToken, "offline_access brought a refresh token")
 
-	w.as.expireAll() // the resource now answers 401 invalid_token
+	w.as.ExpireAccessTokens() // the resource now answers 401 invalid_token
 	status, _, err = w.get(t, "/mcp/b")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
 
-	trs := w.as.tokenRequests()
+	trs := w.as.TokenRequests()
 	require.Len(t, trs, 2)
 	code, refresh := trs[0], trs[1]
-	assert.Equal(t, "refresh_token", refresh.form.Get("grant_type"))
-	assert.Equal(t, code.clientID, refresh.clientID, "the registered client")
-	assert.True(t, strings.HasPrefix(refresh.clientID, "client-"), "a client the server registered: %s", refresh.clientID)
-	assert.True(t, refresh.basicAuth && refresh.clientSecretOK, "with its secret, as client_secret_basic")
-	assert.Equal(t, []string{w.rs.resource}, refresh.form["resource"])
-	assert.False(t, refresh.form.Has("scope"), "a refresh asks for the grant as it is")
-	assert.Len(t, w.as.authorizeRequests(), 1, "no second login")
+	assert.Equal(t, "refresh_token", refresh.Form.Get("grant_type"))
+	assert.Equal(t, code.ClientID, refresh.ClientID, "the registered client")
+	assert.True(t, strings.HasPrefix(refresh.ClientID, "client-"), "a client the server registered: %s", refresh.ClientID)
+	assert.True(t, refresh.BasicAuth && refresh.ClientSecretOK, "with its secret, as client_secret_basic")
+	assert.Equal(t, []string{w.rs.resource}, refresh.Form["resource"])
+	assert.False(t, refresh.Form.Has("scope"), "a refresh asks for the grant as it is")
+	assert.Len(t, w.as.AuthorizationRequests(), 1, "no second login")
 
 	second, err := w.ts.Token()
 	require.NoError(t, err)
@@ -151,7 +151,7 @@ func TestACRAndClaimsReachAuthorizationRequest(t *testing.T) {
 	status, _, err := w.get(t, "/mcp/pay")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	auths := w.as.authorizeRequests()
+	auths := w.as.AuthorizationRequests()
 	require.Len(t, auths, 2)
 	assert.False(t, auths[0].Has("acr_values"))
 	assert.Equal(t, "urn:high", auths[1].Get("acr_values"))
@@ -162,7 +162,7 @@ func TestACRAndClaimsReachAuthorizationRequest(t *testing.T) {
 	status, _, err = w2.get(t, "/mcp/audit")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	auths = w2.as.authorizeRequests()
+	auths = w2.as.AuthorizationRequests()
 	require.Len(t, auths, 2)
 	assert.JSONEq(t, claims, auths[1].Get("claims"))
 }
@@ -185,25 +185,25 @@ func TestIssuerChecked(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.as.issParam = tc.issParam
-			w.as.sendIss = strings.ReplaceAll(tc.sendIss, "{issuer}", w.as.issuer)
+			w.as.IssParameter = tc.issParam
+			w.as.SendIss = strings.ReplaceAll(tc.sendIss, "{issuer}", w.as.IssuerID())
 			_, _, err := w.get(t, "/mcp/x")
 			if tc.ok {
 				require.NoError(t, err)
-				assert.Equal(t, []string{"authorization_code"}, w.as.grantTypes())
+				assert.Equal(t, []string{"authorization_code"}, w.as.GrantTypes())
 				return
 			}
 			assert.ErrorIs(t, err, authcode.ErrIssuerMismatch)
-			assert.Empty(t, w.as.tokenRequests(), "the code is not redeemed")
+			assert.Empty(t, w.as.TokenRequests(), "the code is not redeemed")
 		})
 	}
 
 	t.Run("iss promised but missing", func(t *testing.T) {
 		w := newWorld(t)
-		w.as.issParam = true
+		w.as.IssParameter = true
 		// A server whose metadata promises iss but whose responses lack it.
-		srv := w.as.srv.Config.Handler
-		w.as.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		srv := w.as.HTTP.Config.Handler
+		w.as.HTTP.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/authorize" {
 				srv.ServeHTTP(rw, r)
 				return
@@ -213,7 +213,7 @@ func TestIssuerChecked(t *testing.T) {
 		})
 		_, _, err := w.get(t, "/mcp/x")
 		assert.ErrorIs(t, err, authcode.ErrIssuerMismatch)
-		assert.Empty(t, w.as.tokenRequests())
+		assert.Empty(t, w.as.TokenRequests())
 	})
 }
 
@@ -235,21 +235,21 @@ func (l *locationRewriter) WriteHeader(status int) {
 
 func TestStateChecked(t *testing.T) {
 	w := newWorld(t)
-	w.as.sendState = "forged"
+	w.as.SendState = "forged"
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, authcode.ErrStateMismatch)
-	assert.Empty(t, w.as.tokenRequests())
+	assert.Empty(t, w.as.TokenRequests())
 }
 
 // MCP: a server whose metadata does not list S256 is refused; no
 // authorization request is made.
 func TestNoS256Refused(t *testing.T) {
 	w := newWorld(t)
-	w.as.noPKCE = true
+	w.as.NoPKCE = true
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, authcode.ErrNoPKCE)
-	assert.Empty(t, w.as.authorizeRequests())
-	assert.Zero(t, w.as.registrations())
+	assert.Empty(t, w.as.AuthorizationRequests())
+	assert.Zero(t, w.as.Stats().Registrations)
 }
 
 // access_denied and RFC 9470 unmet_authentication_requirements are
@@ -257,16 +257,16 @@ func TestNoS256Refused(t *testing.T) {
 func TestDeclined(t *testing.T) {
 	for _, code := range []string{"access_denied", "unmet_authentication_requirements"} {
 		w := newWorld(t)
-		w.as.consent = func(url.Values) ([]string, string) { return nil, code }
+		w.as.SetConsent(func([]string, url.Values) ([]string, string) { return nil, code })
 		_, _, err := w.get(t, "/mcp/x")
 		assert.ErrorIs(t, err, stepup.ErrDeclined, code)
 		var ae *authcode.AuthorizationError
 		require.ErrorAs(t, err, &ae)
 		assert.Equal(t, code, ae.Code)
-		assert.Empty(t, w.as.tokenRequests())
+		assert.Empty(t, w.as.TokenRequests())
 	}
 	w := newWorld(t)
-	w.as.consent = func(url.Values) ([]string, string) { return nil, "server_error" }
+	w.as.SetConsent(func([]string, url.Values) ([]string, string) { return nil, "server_error" })
 	_, _, err := w.get(t, "/mcp/x")
 	assert.NotErrorIs(t, err, stepup.ErrDeclined)
 	var ae *authcode.AuthorizationError
@@ -281,8 +281,8 @@ func TestScopeSelection(t *testing.T) {
 	w.esc.NoOfflineAccess = true
 	_, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
-	require.Len(t, w.as.authorizeRequests(), 1)
-	assert.Equal(t, "read write", w.as.authorizeRequests()[0].Get("scope"))
+	require.Len(t, w.as.AuthorizationRequests(), 1)
+	assert.Equal(t, "read write", w.as.AuthorizationRequests()[0].Get("scope"))
 	requested, _ := w.ts.Scopes()
 	assert.Equal(t, stepup.Scopes{"read", "write"}, requested, "the source learns what was requested")
 
@@ -290,14 +290,14 @@ func TestScopeSelection(t *testing.T) {
 	w.esc.NoOfflineAccess = true
 	_, _, err = w.get(t, "/mcp/x")
 	require.NoError(t, err)
-	assert.False(t, w.as.authorizeRequests()[0].Has("scope"), "no scope at all")
+	assert.False(t, w.as.AuthorizationRequests()[0].Has("scope"), "no scope at all")
 
 	w = newWorld(t)
-	w.as.scopesSupported = []string{"read"} // no offline_access
+	w.as.ScopesSupported = []string{"read"} // no offline_access
 	w.rs.initialScope = "read"
 	_, _, err = w.get(t, "/mcp/x")
 	require.NoError(t, err)
-	assert.Equal(t, "read", w.as.authorizeRequests()[0].Get("scope"), "offline_access only when the server lists it")
+	assert.Equal(t, "read", w.as.AuthorizationRequests()[0].Get("scope"), "offline_access only when the server lists it")
 }
 
 // Pre-registered clients authenticate by their method.
@@ -305,61 +305,61 @@ func TestPreRegisteredClient(t *testing.T) {
 	for _, method := range []string{authcode.AuthMethodBasic, authcode.AuthMethodPost, authcode.AuthMethodNone} {
 		t.Run(method, func(t *testing.T) {
 			w := newWorld(t)
-			w.as.noRegistration = true
-			w.as.authMethods = []string{method}
+			w.as.NoRegistration = true
+			w.as.AuthMethods = []string{method}
 			secret := "s3cret:&=?"
 			if method == authcode.AuthMethodNone {
 				secret = ""
 			}
-			w.as.preRegister("cli", secret, method, authcode.DefaultHeadlessRedirectURI)
+			preRegister(w.as, "cli", secret, method, authcode.DefaultHeadlessRedirectURI)
 			w.esc.Client = &authcode.Registration{ClientID: "cli", ClientSecret: secret}
 			status, _, err := w.get(t, "/mcp/x")
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, status)
-			trs := w.as.tokenRequests()
+			trs := w.as.TokenRequests()
 			require.Len(t, trs, 1)
-			assert.Equal(t, method, trs[0].authMethod)
-			assert.Equal(t, "cli", trs[0].clientID)
-			assert.Equal(t, method != authcode.AuthMethodNone, trs[0].clientSecretOK)
+			assert.Equal(t, method, trs[0].AuthMethod)
+			assert.Equal(t, "cli", trs[0].ClientID)
+			assert.Equal(t, method != authcode.AuthMethodNone, trs[0].ClientSecretOK)
 		})
 	}
 
 	w := newWorld(t)
-	w.as.noRegistration = true
+	w.as.NoRegistration = true
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, authcode.ErrNoClient)
 
 	w = newWorld(t)
-	w.as.preRegister("cli", "", "none", authcode.DefaultHeadlessRedirectURI)
+	preRegister(w.as, "cli", "", "none", authcode.DefaultHeadlessRedirectURI)
 	w.esc.Client = &authcode.Registration{Issuer: "https://other.example", ClientID: "cli"}
 	_, _, err = w.get(t, "/mcp/x")
 	require.NoError(t, err)
-	assert.Equal(t, 1, w.as.registrations(), "a client pre-registered at another issuer is not used here")
+	assert.Equal(t, 1, w.as.Stats().Registrations, "a client pre-registered at another issuer is not used here")
 }
 
 // With a server that accepts client ID metadata documents, the document's
 // URL is the client_id, and nothing is registered.
 func TestClientMetadataDocument(t *testing.T) {
 	w := newWorld(t)
-	w.as.cimd = true
+	w.as.CIMD = true
 	w.esc.ClientMetadataURL = "https://client.example/stepup.json"
 	status, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, "https://client.example/stepup.json", w.as.authorizeRequests()[0].Get("client_id"))
-	assert.Zero(t, w.as.registrations())
-	trs := w.as.tokenRequests()
+	assert.Equal(t, "https://client.example/stepup.json", w.as.AuthorizationRequests()[0].Get("client_id"))
+	assert.Zero(t, w.as.Stats().Registrations)
+	trs := w.as.TokenRequests()
 	require.Len(t, trs, 1)
-	assert.Equal(t, authcode.AuthMethodNone, trs[0].authMethod)
+	assert.Equal(t, authcode.AuthMethodNone, trs[0].AuthMethod)
 
 	w = newWorld(t)
 	w.esc.ClientMetadataURL = "https://client.example/stepup.json"
 	_, _, err = w.get(t, "/mcp/x")
 	require.NoError(t, err)
-	assert.Equal(t, 1, w.as.registrations(), "a server without support gets a dynamic registration")
+	assert.Equal(t, 1, w.as.Stats().Registrations, "a server without support gets a dynamic registration")
 
 	w = newWorld(t)
-	w.as.cimd = true
+	w.as.CIMD = true
 	w.esc.ClientMetadataURL = "http://client.example/stepup.json"
 	_, _, err = w.get(t, "/mcp/x")
 	assert.ErrorContains(t, err, "not an https URL")
@@ -372,15 +372,15 @@ func TestResourceMismatchNoAuthorization(t *testing.T) {
 	h := w.rs.srv.Config.Handler
 	w.rs.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/.well-known/") {
-			writeJSON(rw, http.StatusOK, map[string]any{"resource": "https://evil.example.com/mcp", "authorization_servers": []string{w.as.issuer}})
+			writeJSON(rw, http.StatusOK, map[string]any{"resource": "https://evil.example.com/mcp", "authorization_servers": []string{w.as.IssuerID()}})
 			return
 		}
 		h.ServeHTTP(rw, r)
 	})
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, discovery.ErrMismatch)
-	assert.Empty(t, w.as.authorizeRequests())
-	assert.Zero(t, w.as.metadata, "the authorization server is not even asked")
+	assert.Empty(t, w.as.AuthorizationRequests())
+	assert.Zero(t, w.as.Stats().MetadataRequests, "the authorization server is not even asked")
 }
 
 // A document at the root well-known URL naming the origin is used, and
@@ -391,19 +391,19 @@ func TestRootMetadataNamingOrigin(t *testing.T) {
 	w.rs.srv.Config.Handler = stripMetadataParam(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/.well-known/oauth-protected-resource":
-			writeJSON(rw, http.StatusOK, map[string]any{"resource": w.rs.srv.URL, "authorization_servers": []string{w.as.issuer}})
+			writeJSON(rw, http.StatusOK, map[string]any{"resource": w.rs.srv.URL, "authorization_servers": []string{w.as.IssuerID()}})
 		case "/.well-known/oauth-protected-resource/mcp":
 			http.NotFound(rw, r)
 		default:
 			h.ServeHTTP(rw, r)
 		}
 	}))
-	w.as.resource = w.rs.srv.URL // tokens are for the origin now
+	w.as.SetResource(w.rs.srv.URL) // tokens are for the origin now
 	w.rs.resource = w.rs.srv.URL
 	status, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, []string{w.rs.srv.URL}, w.as.authorizeRequests()[0]["resource"])
+	assert.Equal(t, []string{w.rs.srv.URL}, w.as.AuthorizationRequests()[0]["resource"])
 }
 
 // stripMetadataParam removes resource_metadata from challenges.
@@ -454,7 +454,7 @@ func TestPrivateTargetsRefused(t *testing.T) {
 // and a refresh that works.
 func TestEscalateDirectly(t *testing.T) {
 	w := newWorld(t)
-	w.as.authMethods = []string{"client_secret_post"}
+	w.as.AuthMethods = []string{"client_secret_post"}
 	ctx := context.Background()
 	g, err := w.esc.Escalate(ctx, &stepup.EscalationRequest{
 		Reason:           stepup.ReasonAuthorizationRequired,
@@ -464,20 +464,20 @@ func TestEscalateDirectly(t *testing.T) {
 		ResourceMetadata: w.rs.metadataURL(),
 	})
 	require.NoError(t, err)
-	assert.Equal(t, w.as.issuer, g.Issuer)
+	assert.Equal(t, w.as.IssuerID(), g.Issuer)
 	assert.Equal(t, stepup.Scopes{"read", "offline_access"}, g.Scopes)
 	assert.Equal(t, "read offline_access", g.Token.Extra("scope"))
 	require.NotNil(t, g.Refresh)
-	assert.False(t, w.as.authorizeRequests()[0].Has("max_age"))
+	assert.False(t, w.as.AuthorizationRequests()[0].Has("max_age"))
 
 	tok, err := g.Refresh(ctx, g.Token, "ignored: the resource authorized for is sent")
 	require.NoError(t, err)
 	assert.NotEqual(t, g.Token.AccessToken, tok.AccessToken)
-	trs := w.as.tokenRequests()
+	trs := w.as.TokenRequests()
 	require.Len(t, trs, 2)
-	assert.Equal(t, "client_secret_post", trs[1].authMethod)
-	assert.True(t, trs[1].clientSecretOK)
-	assert.Equal(t, []string{w.rs.resource}, trs[1].form["resource"])
+	assert.Equal(t, "client_secret_post", trs[1].AuthMethod)
+	assert.True(t, trs[1].ClientSecretOK)
+	assert.Equal(t, []string{w.rs.resource}, trs[1].Form["resource"])
 
 	_, err = g.Refresh(ctx, g.Token, "")
 	var re *oauth2.RetrieveError
@@ -488,8 +488,8 @@ func TestEscalateDirectly(t *testing.T) {
 // A token response whose type is not Bearer is not used (RFC 6749 §7.1).
 func TestTokenTypeChecked(t *testing.T) {
 	w := newWorld(t)
-	h := w.as.srv.Config.Handler
-	w.as.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	h := w.as.HTTP.Config.Handler
+	w.as.HTTP.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/token" {
 			writeJSON(rw, http.StatusOK, map[string]any{"access_token": "x", "token_type": "mac"})
 			return
@@ -504,8 +504,8 @@ func TestTokenTypeChecked(t *testing.T) {
 // page is an error, not a hang.
 func TestHeadlessNeedsRedirect(t *testing.T) {
 	w := newWorld(t)
-	h := w.as.srv.Config.Handler
-	w.as.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	h := w.as.HTTP.Config.Handler
+	w.as.HTTP.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/authorize" {
 			http.Redirect(rw, r, "/login", http.StatusFound)
 			return
@@ -562,30 +562,30 @@ func TestAuthorizationServerChoice(t *testing.T) {
 		})
 	}
 	w := newWorld(t)
-	serve(w, []string{w.as.issuer + "/gone", w.as.issuer})
+	serve(w, []string{w.as.IssuerID() + "/gone", w.as.IssuerID()})
 	status, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
 
 	w = newWorld(t)
-	serve(w, []string{w.as.issuer + "/a", w.as.issuer + "/b", w.as.issuer + "/c", w.as.issuer + "/d", w.as.issuer})
+	serve(w, []string{w.as.IssuerID() + "/a", w.as.IssuerID() + "/b", w.as.IssuerID() + "/c", w.as.IssuerID() + "/d", w.as.IssuerID()})
 	_, _, err = w.get(t, "/mcp/x")
 	assert.ErrorContains(t, err, "no usable authorization server")
-	assert.Empty(t, w.as.authorizeRequests())
+	assert.Empty(t, w.as.AuthorizationRequests())
 
 	// The issuer of the grant held comes first, wherever it is listed.
 	w = newWorld(t)
-	serve(w, []string{w.as.issuer + "/a", w.as.issuer + "/b", w.as.issuer + "/c", w.as.issuer + "/d", w.as.issuer})
+	serve(w, []string{w.as.IssuerID() + "/a", w.as.IssuerID() + "/b", w.as.IssuerID() + "/c", w.as.IssuerID() + "/d", w.as.IssuerID()})
 	g, err := w.esc.Escalate(context.Background(), &stepup.EscalationRequest{
 		Reason: stepup.ReasonInsufficientScope, Scopes: stepup.Scopes{"read"}, MaxAge: stepup.NoMaxAge,
-		Resource: w.rs.resource, ResourceMetadata: w.rs.metadataURL(), Issuer: w.as.issuer,
+		Resource: w.rs.resource, ResourceMetadata: w.rs.metadataURL(), Issuer: w.as.IssuerID(),
 	})
 	require.NoError(t, err)
-	assert.Equal(t, w.as.issuer, g.Issuer)
+	assert.Equal(t, w.as.IssuerID(), g.Issuer)
 
 	w = newWorld(t)
-	serve(w, []string{w.as.issuer + "/a", w.as.issuer})
-	w.esc.AuthorizationServer = w.as.issuer + "/a"
+	serve(w, []string{w.as.IssuerID() + "/a", w.as.IssuerID()})
+	w.esc.AuthorizationServer = w.as.IssuerID() + "/a"
 	_, _, err = w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, discovery.ErrNotFound, "only the issuer chosen is tried")
 }

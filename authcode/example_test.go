@@ -23,11 +23,11 @@ import (
 // server, on loopback like the MCP server, consents at once.
 func ExampleEscalator() {
 	as := startAuthServer()
-	defer as.srv.Close()
+	defer as.HTTP.Close()
 	mcp := startResourceServer(as)
 	defer mcp.srv.Close()
 	mcp.initialScope = "tools:read" // the 401's scope
-	as.scopesSupported = []string{"tools:read", "tools:write", "offline_access"}
+	as.ScopesSupported = []string{"tools:read", "tools:write", "offline_access"}
 	mcp.needs["/mcp/tools/write"] = "tools:write"
 
 	ts, err := stepup.NewTokenSource(mcp.resource, nil) // no token yet

@@ -21,15 +21,16 @@ import (
 func newLegacyWorld(t *testing.T, prefix string, metadata bool) *world {
 	w := newWorld(t)
 	w.rs.noMetadata = true
-	w.as.issuer = w.rs.srv.URL + prefix
-	w.as.base = w.rs.srv.URL + prefix
+	w.as.Issuer = w.rs.srv.URL + prefix
+	w.as.Base = w.rs.srv.URL + prefix
 	mux := http.NewServeMux()
+	as := w.as.HTTP.Config.Handler
 	if metadata {
-		mux.HandleFunc("GET /.well-known/oauth-authorization-server", w.as.serveMetadata)
+		mux.Handle("GET /.well-known/oauth-authorization-server", as)
 	}
-	mux.HandleFunc("GET "+prefix+"/authorize", w.as.serveAuthorize)
-	mux.HandleFunc("POST "+prefix+"/token", w.as.serveToken)
-	mux.HandleFunc("POST "+prefix+"/register", w.as.serveRegister)
+	mux.Handle("GET "+prefix+"/authorize", http.StripPrefix(prefix, as))
+	mux.Handle("POST "+prefix+"/token", http.StripPrefix(prefix, as))
+	mux.Handle("POST "+prefix+"/register", http.StripPrefix(prefix, as))
 	mux.HandleFunc("/.well-known/", http.NotFound)
 	mux.HandleFunc("/mcp/", w.rs.serve)
 	w.rs.srv.Config.Handler = mux
@@ -47,8 +48,8 @@ func TestLegacyMetadataAtOrigin(t *testing.T) {
 
 	auth := loginOnce(t, w, "/mcp/x")
 	assert.ElementsMatch(t, []string{"read", "offline_access"}, scopeOf(auth), "offline_access, which the document lists")
-	assert.Equal(t, []string{"authorization_code"}, w.as.grantTypes())
-	assert.Equal(t, 1, w.as.metadata)
+	assert.Equal(t, []string{"authorization_code"}, w.as.GrantTypes())
+	assert.Equal(t, 1, w.as.Stats().MetadataRequests)
 }
 
 // loginOnce GETs path, which must succeed after one authorization request,
@@ -60,11 +61,11 @@ func loginOnce(t *testing.T, w *world, path string) url.Values {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, "ok "+path, body)
-	auths := w.as.authorizeRequests()
+	auths := w.as.AuthorizationRequests()
 	require.Len(t, auths, 1)
 	assert.Equal(t, []string{w.rs.resource}, auths[0]["resource"])
 	assert.Equal(t, "S256", auths[0].Get("code_challenge_method"))
-	assert.Equal(t, 1, w.as.registrations(), "registered at the registration endpoint found")
+	assert.Equal(t, 1, w.as.Stats().Registrations, "registered at the registration endpoint found")
 	return auths[0]
 }
 
@@ -77,9 +78,9 @@ func TestLegacyOffByDefault(t *testing.T) {
 
 		_, _, err := w.get(t, "/mcp/x")
 		assert.ErrorIs(t, err, discovery.ErrNotFound)
-		assert.Empty(t, w.as.authorizeRequests())
-		assert.Zero(t, w.as.registrations())
-		assert.Zero(t, w.as.metadata)
+		assert.Empty(t, w.as.AuthorizationRequests())
+		assert.Zero(t, w.as.Stats().Registrations)
+		assert.Zero(t, w.as.Stats().MetadataRequests)
 	}
 }
 
@@ -92,16 +93,16 @@ func TestLegacyDefaultEndpoints(t *testing.T) {
 
 	loginOnce(t, w, "/mcp/x")
 
-	w.as.expireAll()
+	w.as.ExpireAccessTokens()
 	status, _, err := w.get(t, "/mcp/y")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, []string{"authorization_code", "refresh_token"}, w.as.grantTypes())
-	for _, tr := range w.as.tokenRequests() {
-		assert.True(t, tr.clientSecretOK, "the registered client authenticates: %s", tr.authMethod)
-		assert.Equal(t, []string{w.rs.resource}, tr.form["resource"])
+	assert.Equal(t, []string{"authorization_code", "refresh_token"}, w.as.GrantTypes())
+	for _, tr := range w.as.TokenRequests() {
+		assert.True(t, tr.ClientSecretOK, "the registered client authenticates: %s", tr.AuthMethod)
+		assert.Equal(t, []string{w.rs.resource}, tr.Form["resource"])
 	}
-	assert.Len(t, w.as.authorizeRequests(), 1, "the refresh needed no person")
+	assert.Len(t, w.as.AuthorizationRequests(), 1, "the refresh needed no person")
 }
 
 // The fallback is for a resource with no metadata, never for one whose
@@ -139,8 +140,8 @@ func TestLegacyNeverForRefusedMetadata(t *testing.T) {
 			if tc.want != nil {
 				assert.ErrorIs(t, err, tc.want)
 			}
-			assert.Empty(t, w.as.authorizeRequests(), "no authorization request")
-			assert.Zero(t, w.as.registrations(), "no registration")
+			assert.Empty(t, w.as.AuthorizationRequests(), "no authorization request")
+			assert.Zero(t, w.as.Stats().Registrations, "no registration")
 		})
 	}
 }
@@ -150,22 +151,22 @@ func TestLegacyNeverForRefusedMetadata(t *testing.T) {
 // client secret would go where no metadata vouches for.
 func TestLegacyOffOriginRefused(t *testing.T) {
 	w := newLegacyWorld(t, "/oauth", true)
-	w.as.base = w.as.srv.URL // the endpoints on the authorization server's own origin
+	w.as.Base = w.as.HTTP.URL // the endpoints on the authorization server's own origin
 
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, discovery.ErrMismatch)
-	assert.Empty(t, w.as.authorizeRequests())
-	assert.Zero(t, w.as.registrations())
+	assert.Empty(t, w.as.AuthorizationRequests())
+	assert.Zero(t, w.as.Stats().Registrations)
 }
 
 // A legacy document without S256 is refused as any other is.
 func TestLegacyNeedsPKCE(t *testing.T) {
 	w := newLegacyWorld(t, "/oauth", true)
-	w.as.noPKCE = true
+	w.as.NoPKCE = true
 
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorIs(t, err, authcode.ErrNoPKCE)
-	assert.Empty(t, w.as.authorizeRequests())
+	assert.Empty(t, w.as.AuthorizationRequests())
 }
 
 // Escalator.AuthorizationServer holds in the fallback too.
@@ -175,6 +176,6 @@ func TestLegacyKeepsAuthorizationServerChoice(t *testing.T) {
 
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorContains(t, err, "is not https://as.example")
-	assert.Empty(t, w.as.authorizeRequests())
-	assert.Zero(t, w.as.registrations())
+	assert.Empty(t, w.as.AuthorizationRequests())
+	assert.Zero(t, w.as.Stats().Registrations)
 }

@@ -80,7 +80,7 @@ func TestLoopbackLogin(t *testing.T) {
 	assert.Equal(t, http.StatusOK, b.lastStatus)
 	assert.Contains(t, b.lastPage, "Authorization received")
 
-	redirect, err := url.Parse(w.as.authorizeRequests()[0].Get("redirect_uri"))
+	redirect, err := url.Parse(w.as.AuthorizationRequests()[0].Get("redirect_uri"))
 	require.NoError(t, err)
 	assert.Equal(t, "http", redirect.Scheme)
 	assert.Equal(t, "127.0.0.1", redirect.Hostname(), "RFC 8252 §7.3: the loopback IP literal")
@@ -110,9 +110,9 @@ func TestLoopbackWrongStateRefused(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, g.Token.AccessToken)
 	assert.Equal(t, []int{http.StatusBadRequest, http.StatusBadRequest, http.StatusBadRequest}, refused)
-	trs := w.as.tokenRequests()
+	trs := w.as.TokenRequests()
 	require.Len(t, trs, 1)
-	assert.NotEqual(t, "stolen", trs[0].form.Get("code"))
+	assert.NotEqual(t, "stolen", trs[0].Form.Get("code"))
 }
 
 func stateOf(t *testing.T, authURL string) string {
@@ -141,7 +141,7 @@ func TestLoopbackCancelFreesPort(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, <-errs, context.Canceled)
 	assertPortFree(t, port)
-	assert.Empty(t, w.as.tokenRequests())
+	assert.Empty(t, w.as.TokenRequests())
 }
 
 // A failure to hand the URL over ends the escalation and frees the port.
@@ -168,7 +168,7 @@ func TestLoopbackFixedPortAndPath(t *testing.T) {
 	w.esc.Receiver = &authcode.Loopback{Open: b.open, Port: port, Path: "/oauth/done"}
 	_, err = w.esc.Escalate(context.Background(), loopbackRequest(w))
 	require.NoError(t, err)
-	assert.Equal(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/oauth/done", w.as.authorizeRequests()[0].Get("redirect_uri"))
+	assert.Equal(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/oauth/done", w.as.AuthorizationRequests()[0].Get("redirect_uri"))
 
 	_, err = (&authcode.Loopback{Path: "no-slash"}).Receive(context.Background(), nil)
 	assert.ErrorContains(t, err, "does not start with /")
@@ -178,7 +178,7 @@ func TestLoopbackFixedPortAndPath(t *testing.T) {
 // as stepup.ErrDeclined.
 func TestLoopbackDeclined(t *testing.T) {
 	w := newWorld(t)
-	w.as.consent = func(url.Values) ([]string, string) { return nil, "access_denied" }
+	w.as.SetConsent(func([]string, url.Values) ([]string, string) { return nil, "access_denied" })
 	b := newBrowser(t)
 	w.esc.Receiver = &authcode.Loopback{Open: b.open}
 	_, err := w.esc.Escalate(context.Background(), loopbackRequest(w))

@@ -24,7 +24,7 @@ import (
 // is a new authorization, with the refresh token in hand.
 func TestOpenIDProviderRefreshAndStepUp(t *testing.T) {
 	w := newWorld(t)
-	w.as.openID = true
+	w.as.OpenID = true
 	w.rs.initialScope = "read"
 	w.rs.needs["/mcp/write"] = "write"
 
@@ -35,7 +35,7 @@ func TestOpenIDProviderRefreshAndStepUp(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, tok.RefreshToken, "the provider kept offline_access")
 
-	w.as.expireAll()
+	w.as.ExpireAccessTokens()
 	status, _, err = w.get(t, "/mcp/read")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
@@ -44,14 +44,14 @@ func TestOpenIDProviderRefreshAndStepUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 
-	auths := w.as.authorizeRequests()
+	auths := w.as.AuthorizationRequests()
 	require.Len(t, auths, 2, "the login and the step-up; the expiry was a refresh")
 	assert.ElementsMatch(t, []string{"read", "offline_access", "openid"}, scopeOf(auths[0]))
 	assert.Subset(t, scopeOf(auths[1]), []string{"read", "write", "offline_access", "openid"})
 	for _, q := range auths {
 		assert.Equal(t, "consent", q.Get("prompt"))
 	}
-	assert.Equal(t, []string{"authorization_code", "refresh_token", "authorization_code"}, w.as.grantTypes(),
+	assert.Equal(t, []string{"authorization_code", "refresh_token", "authorization_code"}, w.as.GrantTypes(),
 		"the 403 got an authorization, never a refresh, though a refresh token was held")
 }
 
@@ -60,12 +60,12 @@ func TestOpenIDProviderRefreshAndStepUp(t *testing.T) {
 // openid nor prompt.
 func TestOpenIDProviderBySupportedScopes(t *testing.T) {
 	w := newWorld(t)
-	w.as.scopesSupported = []string{"read", "offline_access", "openid"}
+	w.as.ScopesSupported = []string{"read", "offline_access", "openid"}
 	w.rs.initialScope = "read"
 	status, _, err := w.get(t, "/mcp/read")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
-	q := w.as.authorizeRequests()[0]
+	q := w.as.AuthorizationRequests()[0]
 	assert.ElementsMatch(t, []string{"read", "offline_access", "openid"}, scopeOf(q))
 	assert.Equal(t, "consent", q.Get("prompt"))
 
@@ -74,7 +74,7 @@ func TestOpenIDProviderBySupportedScopes(t *testing.T) {
 	status, _, err = plain.get(t, "/mcp/read")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
-	q = plain.as.authorizeRequests()[0]
+	q = plain.as.AuthorizationRequests()[0]
 	assert.ElementsMatch(t, []string{"read", "offline_access"}, scopeOf(q))
 	assert.False(t, q.Has("prompt"))
 }
@@ -84,13 +84,13 @@ func TestOpenIDProviderBySupportedScopes(t *testing.T) {
 // no prompt=consent either.
 func TestOpenIDProviderStepUpAuthentication(t *testing.T) {
 	w := newWorld(t)
-	w.as.openID = true
+	w.as.OpenID = true
 	w.esc.NoOfflineAccess = true
 	w.rs.needsACR["/mcp/pay"] = "urn:high"
 	status, _, err := w.get(t, "/mcp/pay")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	auths := w.as.authorizeRequests()
+	auths := w.as.AuthorizationRequests()
 	require.Len(t, auths, 2)
 	assert.NotContains(t, scopeOf(auths[0]), "openid", "the login uses no OpenID Connect parameter")
 	assert.Contains(t, scopeOf(auths[1]), "openid")
@@ -100,12 +100,12 @@ func TestOpenIDProviderStepUpAuthentication(t *testing.T) {
 
 	claims := `{"id_token":{"acr":{"essential":true,"values":["urn:high"]}}}`
 	w2 := newWorld(t)
-	w2.as.openID = true
+	w2.as.OpenID = true
 	w2.rs.needsClaims["/mcp/audit"] = claims
 	status, _, err = w2.get(t, "/mcp/audit")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	auths = w2.as.authorizeRequests()
+	auths = w2.as.AuthorizationRequests()
 	require.Len(t, auths, 2)
 	assert.Contains(t, scopeOf(auths[1]), "openid")
 }
@@ -122,13 +122,13 @@ func TestNativeRegistrationKeepsLoopbackPortFree(t *testing.T) {
 	for range 2 {
 		_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 		require.NoError(t, err)
-		auths := w.as.authorizeRequests()
+		auths := w.as.AuthorizationRequests()
 		redirect, err := url.Parse(auths[len(auths)-1].Get("redirect_uri"))
 		require.NoError(t, err)
 		ports = append(ports, redirect.Port())
 	}
 	assert.NotEqual(t, ports[0], ports[1], "each login listens on a new free port")
-	regs := w.as.registrationRequests()
+	regs := w.as.RegistrationRequests()
 	require.Len(t, regs, 1, "registered once")
 	assert.Equal(t, "native", regs[0]["application_type"])
 }
@@ -140,7 +140,7 @@ func TestWebRegistrationForHTTPSRedirect(t *testing.T) {
 	status, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	regs := w.as.registrationRequests()
+	regs := w.as.RegistrationRequests()
 	require.Len(t, regs, 1)
 	assert.Equal(t, "web", regs[0]["application_type"])
 }
@@ -154,8 +154,8 @@ func TestLoopbackPortPinnedByServer(t *testing.T) {
 	require.NoError(t, ln.Close())
 
 	w := newWorld(t)
-	w.as.noRegistration = true
-	w.as.preRegisterWeb("pinned", "http://127.0.0.1:"+strconv.Itoa(port)+"/callback")
+	w.as.NoRegistration = true
+	preRegisterWeb(w.as, "pinned", "http://127.0.0.1:"+strconv.Itoa(port)+"/callback")
 	w.esc.Client = &authcode.Registration{ClientID: "pinned"}
 	b := newBrowser(t)
 	w.esc.Receiver = &authcode.Loopback{Open: b.open, Port: port}
@@ -163,7 +163,7 @@ func TestLoopbackPortPinnedByServer(t *testing.T) {
 		_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 		require.NoError(t, err)
 	}
-	assert.Len(t, w.as.tokenRequests(), 2)
+	assert.Len(t, w.as.TokenRequests(), 2)
 }
 
 // When the resource's metadata names another authorization server, the
@@ -178,7 +178,7 @@ func TestReregisterOnAuthorizationServerChange(t *testing.T) {
 			status, _, err := w.get(t, "/mcp/a")
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, status)
-			first := w.as.authorizeRequests()[0].Get("client_id")
+			first := w.as.AuthorizationRequests()[0].Get("client_id")
 
 			as2 := newAuthServer(t)
 			w.rs.moveTo(as2)
@@ -186,14 +186,14 @@ func TestReregisterOnAuthorizationServerChange(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, status)
 
-			assert.Equal(t, 1, as2.registrations(), "registered at the new server")
-			auths := as2.authorizeRequests()
+			assert.Equal(t, 1, as2.Stats().Registrations, "registered at the new server")
+			auths := as2.AuthorizationRequests()
 			require.Len(t, auths, 1)
 			assert.NotEqual(t, first, auths[0].Get("client_id"))
-			for _, tr := range as2.tokenRequests() {
-				assert.NotEqual(t, first, tr.clientID, "the first server's client is not used at the second")
+			for _, tr := range as2.TokenRequests() {
+				assert.NotEqual(t, first, tr.ClientID, "the first server's client is not used at the second")
 			}
-			assert.Len(t, w.as.authorizeRequests(), 1, "nothing more at the first server")
+			assert.Len(t, w.as.AuthorizationRequests(), 1, "nothing more at the first server")
 		})
 	}
 }
@@ -203,20 +203,20 @@ func TestReregisterOnAuthorizationServerChange(t *testing.T) {
 // carried over to it.
 func TestMigrationToPlainServerDropsServerScopes(t *testing.T) {
 	w := newWorld(t)
-	w.as.openID = true
+	w.as.OpenID = true
 	w.rs.initialScope = "read"
 	status, _, err := w.get(t, "/mcp/a")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
-	require.Contains(t, scopeOf(w.as.authorizeRequests()[0]), "openid")
+	require.Contains(t, scopeOf(w.as.AuthorizationRequests()[0]), "openid")
 
 	plain := newAuthServer(t)
-	plain.scopesSupported = []string{"read", "write"}
+	plain.ScopesSupported = []string{"read", "write"}
 	w.rs.moveTo(plain)
 	status, _, err = w.get(t, "/mcp/b")
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, status)
-	auths := plain.authorizeRequests()
+	auths := plain.AuthorizationRequests()
 	require.Len(t, auths, 1)
 	assert.Equal(t, []string{"read"}, scopeOf(auths[0]))
 	assert.False(t, auths[0].Has("prompt"))
@@ -245,9 +245,9 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 	for _, method := range []string{authcode.AuthMethodNone, authcode.AuthMethodBasic, authcode.AuthMethodPost} {
 		t.Run(method, func(t *testing.T) {
 			w := newWorld(t)
-			w.as.par = true
-			w.as.endpointQuery = "?p=B2C_1_signin"
-			w.as.authMethods = []string{method}
+			w.as.PAR = true
+			w.as.EndpointQuery = "?p=B2C_1_signin"
+			w.as.AuthMethods = []string{method}
 			rec := &recordingReceiver{Receiver: &authcode.Headless{}}
 			w.esc.Receiver = rec
 			w.rs.initialScope = "read"
@@ -255,7 +255,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, status)
 
-			pushes := w.as.pushedRequests()
+			pushes := w.as.PushedRequests()
 			require.Len(t, pushes, 1)
 			assert.Equal(t, []string{w.rs.resource}, pushes[0]["resource"])
 			assert.Equal(t, "S256", pushes[0].Get("code_challenge_method"))
@@ -266,9 +266,9 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 			assert.Equal(t, "B2C_1_signin", u.Query().Get("p"), "the endpoint's own query stays")
 			assert.False(t, pushes[0].Has("p"), "and is not pushed")
 			assert.Equal(t, pushes[0].Get("client_id"), u.Query().Get("client_id"))
-			tr := w.as.tokenRequests()
+			tr := w.as.TokenRequests()
 			require.Len(t, tr, 1)
-			assert.Equal(t, method, tr[0].authMethod, "authenticated at both endpoints by the registered method")
+			assert.Equal(t, method, tr[0].AuthMethod, "authenticated at both endpoints by the registered method")
 		})
 	}
 }
@@ -287,9 +287,9 @@ func keys(v url.Values) []string {
 // error page and the caller waiting for its timeout (RFC 6749 §4.1.2.1).
 func TestPushedAuthorizationRequestRefused(t *testing.T) {
 	w := newWorld(t)
-	w.as.par = true
-	w.as.noRegistration = true
-	w.as.preRegisterWeb("web-client", "http://127.0.0.1:1/callback")
+	w.as.PAR = true
+	w.as.NoRegistration = true
+	preRegisterWeb(w.as, "web-client", "http://127.0.0.1:1/callback")
 	w.esc.Client = &authcode.Registration{ClientID: "web-client"}
 	opened := false
 	w.esc.Receiver = &authcode.Loopback{Open: func(context.Context, string) error { opened = true; return nil }}
@@ -306,26 +306,26 @@ func TestPushedAuthorizationRequestRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "pushed authorization request answered 400")
 	assert.False(t, opened, "no browser for a request the server refused")
 	assert.Less(t, time.Since(start), 10*time.Second, "refused at once, not at the timeout")
-	assert.Empty(t, w.as.authorizeRequests())
+	assert.Empty(t, w.as.AuthorizationRequests())
 }
 
 // A pushed authorization request endpoint that is not https would get the
 // request, and a client secret, in the clear: the server is not used.
 func TestPushedAuthorizationEndpointMustBeHTTPS(t *testing.T) {
 	w := newWorld(t)
-	w.as.par = true
-	w.as.parURL = "http://par.example/par"
+	w.as.PAR = true
+	w.as.PARURL = "http://par.example/par"
 	_, _, err := w.get(t, "/mcp/x")
 	assert.ErrorContains(t, err, "pushed authorization request endpoint is not https")
-	assert.Zero(t, w.as.registrations(), "nothing sent to the server")
-	assert.Empty(t, w.as.authorizeRequests())
+	assert.Zero(t, w.as.Stats().Registrations, "nothing sent to the server")
+	assert.Empty(t, w.as.AuthorizationRequests())
 }
 
 // OmitResource, for servers that refuse RFC 8707 (Entra ID v2.0): no
 // resource in the authorization, token or refresh request.
 func TestOmitResource(t *testing.T) {
 	w := newWorld(t)
-	w.as.refuseResource = true
+	w.as.RefuseResource = true
 	w.rs.initialScope = "read"
 	_, _, err := w.get(t, "/mcp/x")
 	require.Error(t, err, "the server refuses the resource")
@@ -334,23 +334,23 @@ func TestOmitResource(t *testing.T) {
 	assert.Equal(t, "invalid_target", ae.Code)
 
 	w = newWorld(t)
-	w.as.refuseResource = true
+	w.as.RefuseResource = true
 	w.esc.OmitResource = true
 	w.rs.initialScope = "read"
 	status, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
-	w.as.expireAll()
+	w.as.ExpireAccessTokens()
 	status, _, err = w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 
-	assert.False(t, w.as.authorizeRequests()[0].Has("resource"))
-	trs := w.as.tokenRequests()
+	assert.False(t, w.as.AuthorizationRequests()[0].Has("resource"))
+	trs := w.as.TokenRequests()
 	require.Len(t, trs, 2)
-	assert.Equal(t, "refresh_token", trs[1].form.Get("grant_type"))
+	assert.Equal(t, "refresh_token", trs[1].Form.Get("grant_type"))
 	for _, tr := range trs {
-		assert.False(t, tr.form.Has("resource"))
+		assert.False(t, tr.Form.Has("resource"))
 	}
 }
 
@@ -359,29 +359,29 @@ func TestOmitResource(t *testing.T) {
 // is sent.
 func TestAuthorizationParams(t *testing.T) {
 	w := newWorld(t)
-	w.as.openID = true
+	w.as.OpenID = true
 	w.rs.initialScope = "read"
 	w.esc.AuthorizationParams = url.Values{"audience": {"https://api.example"}, "prompt": {"login"}}
 	status, _, err := w.get(t, "/mcp/x")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
-	q := w.as.authorizeRequests()[0]
+	q := w.as.AuthorizationRequests()[0]
 	assert.Equal(t, "https://api.example", q.Get("audience"))
 	assert.ElementsMatch(t, []string{"login", "consent"}, strings.Fields(q.Get("prompt")))
 
 	silent := newWorld(t)
-	silent.as.openID = true
+	silent.as.OpenID = true
 	silent.esc.AuthorizationParams = url.Values{"prompt": {"none"}}
 	_, err = silent.esc.Escalate(bounded(t), loopbackRequest(silent))
 	require.NoError(t, err)
-	assert.Equal(t, "none", silent.as.authorizeRequests()[0].Get("prompt"), "none stands alone")
+	assert.Equal(t, "none", silent.as.AuthorizationRequests()[0].Get("prompt"), "none stands alone")
 
 	for _, bad := range []url.Values{{"scope": {"admin"}}, {"resource": {"https://elsewhere"}}, {"audience": {"a", "b"}}} {
 		w := newWorld(t)
 		w.esc.AuthorizationParams = bad
 		_, _, err := w.get(t, "/mcp/x")
 		assert.ErrorContains(t, err, "AuthorizationParams")
-		assert.Empty(t, w.as.authorizeRequests())
+		assert.Empty(t, w.as.AuthorizationRequests())
 	}
 }
 
@@ -389,12 +389,12 @@ func TestAuthorizationParams(t *testing.T) {
 // is ErrNoClient, naming the issuer, and nothing is sent.
 func TestNoClientForServer(t *testing.T) {
 	w := newWorld(t)
-	w.as.noRegistration = true
+	w.as.NoRegistration = true
 	w.esc.Client = &authcode.Registration{Issuer: "https://elsewhere.example", ClientID: "cli"}
 	_, _, err := w.get(t, "/mcp/x")
 	require.ErrorIs(t, err, authcode.ErrNoClient)
-	assert.Contains(t, err.Error(), w.as.issuer)
-	assert.Empty(t, w.as.authorizeRequests())
+	assert.Contains(t, err.Error(), w.as.IssuerID())
+	assert.Empty(t, w.as.AuthorizationRequests())
 }
 
 // A registration kept from before application_type was sent is not taken
@@ -404,13 +404,13 @@ func TestKeptRegistrationWithoutApplicationType(t *testing.T) {
 	for _, appType := range []string{"", "native"} {
 		t.Run("application_type="+appType, func(t *testing.T) {
 			w := newWorld(t)
-			w.as.preRegisterWeb("old-client", "http://127.0.0.1:1/callback")
+			preRegisterWeb(w.as, "old-client", "http://127.0.0.1:1/callback")
 			if appType == "native" {
-				w.as.preRegister("old-client", "", "none", "http://127.0.0.1:1/callback")
+				preRegister(w.as, "old-client", "", "none", "http://127.0.0.1:1/callback")
 			}
 			store := &authcode.MemoryRegistrations{}
 			require.NoError(t, store.SaveRegistration(context.Background(), &authcode.Registration{
-				Issuer: w.as.issuer, ClientID: "old-client", AuthMethod: authcode.AuthMethodNone,
+				Issuer: w.as.IssuerID(), ClientID: "old-client", AuthMethod: authcode.AuthMethodNone,
 				RedirectURIs: []string{"http://127.0.0.1:1/callback"}, ApplicationType: appType,
 			}))
 			w.esc.Registrations = store
@@ -418,17 +418,17 @@ func TestKeptRegistrationWithoutApplicationType(t *testing.T) {
 			w.esc.Receiver = &authcode.Loopback{Open: b.open}
 			_, err := w.esc.Escalate(bounded(t), loopbackRequest(w))
 			require.NoError(t, err)
-			used := w.as.authorizeRequests()[0].Get("client_id")
+			used := w.as.AuthorizationRequests()[0].Get("client_id")
 			if appType == "native" {
 				assert.Equal(t, "old-client", used)
-				assert.Zero(t, w.as.registrations())
+				assert.Zero(t, w.as.Stats().Registrations)
 				return
 			}
 			assert.NotEqual(t, "old-client", used)
-			regs := w.as.registrationRequests()
+			regs := w.as.RegistrationRequests()
 			require.Len(t, regs, 1)
 			assert.Equal(t, "native", regs[0]["application_type"])
-			kept, err := store.LoadRegistration(context.Background(), w.as.issuer)
+			kept, err := store.LoadRegistration(context.Background(), w.as.IssuerID())
 			require.NoError(t, err)
 			assert.Equal(t, "native", kept.ApplicationType)
 		})

@@ -86,22 +86,22 @@ func TestClientCredentialsSecret(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.as.authMethods = tc.listed
-			w.as.grantTypes = []string{"client_credentials"}
+			w.as.AuthMethods = tc.listed
+			w.as.GrantTypesSupported = []string{"client_credentials"}
 			secret := "s3cret:/+ &é"
-			w.as.register(&asClient{id: "svc", secret: secret, method: tc.registered})
+			register(w.as, &asClient{id: "svc", secret: secret, method: tc.registered})
 			w.rs.needs["/mcp/read"] = "read"
 			w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: secret, Method: tc.method}, Discovery: disc()})
 
 			body, err := w.get(t, "/mcp/read")
 			require.NoError(t, err)
 			assert.Equal(t, "ok /mcp/read", body)
-			reqs := w.as.tokenRequests()
+			reqs := w.as.TokenRequests()
 			require.Len(t, reqs, 1)
-			assert.Equal(t, tc.registered, reqs[0].authMethod)
-			assert.Equal(t, "client_credentials", reqs[0].form.Get("grant_type"))
-			assert.Equal(t, "read", reqs[0].form.Get("scope"))
-			assert.Equal(t, w.rs.resource, reqs[0].form.Get("resource"))
+			assert.Equal(t, tc.registered, reqs[0].AuthMethod)
+			assert.Equal(t, "client_credentials", reqs[0].Form.Get("grant_type"))
+			assert.Equal(t, "read", reqs[0].Form.Get("scope"))
+			assert.Equal(t, w.rs.resource, reqs[0].Form.Get("resource"))
 		})
 	}
 }
@@ -128,8 +128,8 @@ func TestClientCredentialsPrivateKeyJWT(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.as.authMethods = []string{"private_key_jwt"}
-			w.as.register(&asClient{id: "svc", method: "private_key_jwt", key: tc.key.Public()})
+			w.as.AuthMethods = []string{"private_key_jwt"}
+			register(w.as, &asClient{id: "svc", method: "private_key_jwt", key: tc.key.Public()})
 			w.client(t, &grants.ClientCredentials{Auth: grants.PrivateKeyJWT{ClientID: "svc", Key: tc.key, Algorithm: tc.alg, KeyID: "k1"}, Discovery: disc()})
 
 			_, err := w.get(t, "/mcp/a")
@@ -137,16 +137,16 @@ func TestClientCredentialsPrivateKeyJWT(t *testing.T) {
 			// The token is revoked: the 401 takes a new token, with a new
 			// assertion (the server refuses a jti seen before), and never
 			// a refresh, though the server sent a refresh token.
-			w.as.revoke(w.rs.tokens[0])
+			w.as.Revoke(w.rs.tokens[0])
 			_, err = w.get(t, "/mcp/a")
 			require.NoError(t, err)
-			reqs := w.as.tokenRequests()
+			reqs := w.as.TokenRequests()
 			require.Len(t, reqs, 2)
 			for _, r := range reqs {
-				assert.Equal(t, "private_key_jwt", r.authMethod)
-				assert.Equal(t, "client_credentials", r.form.Get("grant_type"))
+				assert.Equal(t, "private_key_jwt", r.AuthMethod)
+				assert.Equal(t, "client_credentials", r.Form.Get("grant_type"))
 			}
-			assert.NotEqual(t, reqs[0].form.Get("client_assertion"), reqs[1].form.Get("client_assertion"))
+			assert.NotEqual(t, reqs[0].Form.Get("client_assertion"), reqs[1].Form.Get("client_assertion"))
 		})
 	}
 }
@@ -156,8 +156,8 @@ func TestClientCredentialsPrivateKeyJWT(t *testing.T) {
 // the server refuses ends in ErrDeclined, which the guard remembers.
 func TestClientCredentialsStepUp(t *testing.T) {
 	w := newWorld(t)
-	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
-	w.as.refuse = map[string]string{"admin": "invalid_scope"}
+	register(w.as, &asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	w.as.RefuseScopes = map[string]string{"admin": "invalid_scope"}
 	w.rs.needs = map[string]string{"/mcp/read": "read", "/mcp/write": "write", "/mcp/admin": "admin"}
 	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, Discovery: disc()})
 
@@ -167,25 +167,25 @@ func TestClientCredentialsStepUp(t *testing.T) {
 	require.NoError(t, err)
 	_, err = w.get(t, "/mcp/read") // the new token still reads
 	require.NoError(t, err)
-	reqs := w.as.tokenRequests()
+	reqs := w.as.TokenRequests()
 	require.Len(t, reqs, 2)
-	assert.Equal(t, "read", reqs[0].form.Get("scope"))
-	assert.Equal(t, "read write", reqs[1].form.Get("scope"))
+	assert.Equal(t, "read", reqs[0].Form.Get("scope"))
+	assert.Equal(t, "read write", reqs[1].Form.Get("scope"))
 
 	_, err = w.get(t, "/mcp/admin")
 	require.ErrorIs(t, err, stepup.ErrDeclined)
 	var te *grants.TokenError
 	require.ErrorAs(t, err, &te)
 	assert.Equal(t, "invalid_scope", te.Code)
-	assert.Equal(t, "read write admin", w.as.tokenRequests()[2].form.Get("scope"))
+	assert.Equal(t, "read write admin", w.as.TokenRequests()[2].Form.Get("scope"))
 	// Remembered: the next request for admin fails at once.
 	_, err = w.get(t, "/mcp/admin")
 	require.ErrorIs(t, err, stepup.ErrDeclined)
-	assert.Len(t, w.as.tokenRequests(), 3)
+	assert.Len(t, w.as.TokenRequests(), 3)
 	// What was granted still serves.
 	_, err = w.get(t, "/mcp/write")
 	require.NoError(t, err)
-	assert.Len(t, w.as.tokenRequests(), 3)
+	assert.Len(t, w.as.TokenRequests(), 3)
 }
 
 // 1,000 concurrent requests drawing the same 403 make one token request.
@@ -193,7 +193,7 @@ func TestClientCredentialsConcurrentStepUp(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // after the servers' Cleanups
 	w := newWorld(t)
-	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	register(w.as, &asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
 	w.rs.needs = map[string]string{"/mcp/read": "read", "/mcp/write": "write"}
 	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, Discovery: disc()})
 	w.hc.Transport.(*stepup.Transport).Base = &http.Transport{MaxIdleConnsPerHost: 100}
@@ -224,9 +224,9 @@ func TestClientCredentialsConcurrentStepUp(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	reqs := w.as.tokenRequests()
+	reqs := w.as.TokenRequests()
 	require.Len(t, reqs, 2, "one token request for the first 401, one for all the 403s")
-	assert.Equal(t, "read write", reqs[1].form.Get("scope"))
+	assert.Equal(t, "read write", reqs[1].Form.Get("scope"))
 	w.hc.Transport.(*stepup.Transport).Base.(*http.Transport).CloseIdleConnections()
 	w.esc.(*grants.ClientCredentials).Discovery.CloseIdleConnections()
 	w.rs.srv.CloseClientConnections()
@@ -237,21 +237,21 @@ func TestClientCredentialsNeedsAuth(t *testing.T) {
 	w.client(t, &grants.ClientCredentials{Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.ErrorContains(t, err, "needs an Auth")
-	assert.Empty(t, w.as.tokenRequests())
+	assert.Empty(t, w.as.TokenRequests())
 }
 
 func TestClientCredentialsGrantNotSupported(t *testing.T) {
 	w := newWorld(t)
-	w.as.grantTypes = []string{"authorization_code"}
-	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	w.as.GrantTypesSupported = []string{"authorization_code"}
+	register(w.as, &asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
 	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.ErrorIs(t, err, grants.ErrGrantNotSupported)
 	require.ErrorIs(t, err, stepup.ErrDeclined)
-	assert.Len(t, w.as.tokenRequests(), 1, "the token endpoint has the last word")
+	assert.Len(t, w.as.TokenRequests(), 1, "the token endpoint has the last word")
 	_, err = w.get(t, "/mcp/a")
 	require.ErrorIs(t, err, stepup.ErrDeclined)
-	assert.Len(t, w.as.tokenRequests(), 1, "remembered")
+	assert.Len(t, w.as.TokenRequests(), 1, "remembered")
 }
 
 // A machine cannot meet a challenge for a user authentication (RFC 9470):
@@ -270,8 +270,8 @@ func TestClientCredentialsAudienceTokenEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	for _, toEndpoint := range []bool{false, true} {
 		w := newWorld(t)
-		w.as.assertAud = w.as.issuer + "/token"
-		w.as.register(&asClient{id: "svc", method: "private_key_jwt", key: key.Public()})
+		w.as.AssertionAudience = w.as.IssuerID() + "/token"
+		register(w.as, &asClient{id: "svc", method: "private_key_jwt", key: key.Public()})
 		w.client(t, &grants.ClientCredentials{Auth: grants.PrivateKeyJWT{ClientID: "svc", Key: key, AudienceTokenEndpoint: toEndpoint}, Discovery: disc()})
 		_, err := w.get(t, "/mcp/a")
 		if !toEndpoint {
@@ -288,7 +288,7 @@ func TestClientCredentialsAudienceTokenEndpoint(t *testing.T) {
 // be overridden, and nothing is sent then.
 func TestClientCredentialsEndpointParams(t *testing.T) {
 	w := newWorld(t)
-	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	register(w.as, &asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
 	w.client(t, &grants.ClientCredentials{
 		Auth:           grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"},
 		EndpointParams: url.Values{"audience": {"https://api.example"}},
@@ -296,7 +296,7 @@ func TestClientCredentialsEndpointParams(t *testing.T) {
 	})
 	_, err := w.get(t, "/mcp/a")
 	require.NoError(t, err)
-	assert.Equal(t, "https://api.example", w.as.tokenRequests()[0].form.Get("audience"))
+	assert.Equal(t, "https://api.example", w.as.TokenRequests()[0].Form.Get("audience"))
 
 	for _, p := range []string{"grant_type", "resource", "scope", "client_assertion", "client_id", "client_secret"} {
 		w := newWorld(t)
@@ -308,7 +308,7 @@ func TestClientCredentialsEndpointParams(t *testing.T) {
 		})
 		_, err := w.get(t, "/mcp/a")
 		require.ErrorContains(t, err, "set by the grant", p)
-		assert.Empty(t, w.as.tokenRequests(), p)
+		assert.Empty(t, w.as.TokenRequests(), p)
 	}
 }
 
@@ -318,18 +318,18 @@ func TestClientCredentialsEndpointParams(t *testing.T) {
 func TestClientCredentialsChoosesAuthorizationServer(t *testing.T) {
 	w := newWorld(t)
 	other := newAuthServer(t)
-	other.grantTypes = []string{"authorization_code"}
-	w.rs.issuers = []string{other.issuer, w.as.issuer}
-	w.as.register(&asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
+	other.GrantTypesSupported = []string{"authorization_code"}
+	w.rs.issuers = []string{other.IssuerID(), w.as.IssuerID()}
+	register(w.as, &asClient{id: "svc", secret: "pw-1234", method: "client_secret_basic"})
 	w.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.NoError(t, err)
-	assert.Len(t, w.as.tokenRequests(), 1)
-	assert.Empty(t, other.tokenRequests())
+	assert.Len(t, w.as.TokenRequests(), 1)
+	assert.Empty(t, other.TokenRequests())
 
 	w2 := newWorld(t)
 	w2.client(t, &grants.ClientCredentials{Auth: grants.ClientSecret{ClientID: "svc", Secret: "pw-1234"}, AuthorizationServer: "https://as.example", Discovery: disc()})
 	_, err = w2.get(t, "/mcp/a")
 	require.ErrorContains(t, err, "does not list authorization server https://as.example")
-	assert.Empty(t, w2.as.tokenRequests())
+	assert.Empty(t, w2.as.TokenRequests())
 }

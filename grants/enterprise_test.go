@@ -25,10 +25,10 @@ type enterpriseWorld struct {
 
 func newEnterpriseWorld(t *testing.T) *enterpriseWorld {
 	w := &enterpriseWorld{world: newWorld(t), idp: newIdP(t)}
-	w.as.grantTypes = []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}
-	w.as.register(&asClient{id: "mcp-client", secret: "mcp-secret-1", method: "client_secret_basic"})
-	w.as.idjag[w.idp.issuer] = &w.idp.key.PublicKey
-	w.idp.mcpID[w.as.issuer] = "mcp-client"
+	w.as.GrantTypesSupported = []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}
+	register(w.as, &asClient{id: "mcp-client", secret: "mcp-secret-1", method: "client_secret_basic"})
+	w.as.TrustIDJAGIssuer(w.idp.issuer, &w.idp.key.PublicKey)
+	w.idp.mcpID[w.as.IssuerID()] = "mcp-client"
 	return w
 }
 
@@ -64,32 +64,32 @@ func TestEnterprise(t *testing.T) {
 	assert.Equal(t, "urn:ietf:params:oauth:token-type:id-jag", ex[0].Get("requested_token_type"))
 	assert.Equal(t, "urn:ietf:params:oauth:token-type:id_token", ex[0].Get("subject_token_type"))
 	assert.Equal(t, idToken, ex[0].Get("subject_token"))
-	assert.Equal(t, w.as.issuer, ex[0].Get("audience"))
+	assert.Equal(t, w.as.IssuerID(), ex[0].Get("audience"))
 	assert.Equal(t, w.rs.resource, ex[0].Get("resource"))
 	assert.Equal(t, "read", ex[0].Get("scope"))
-	reqs := w.as.tokenRequests()
+	reqs := w.as.TokenRequests()
 	require.Len(t, reqs, 1)
-	assert.Equal(t, "urn:ietf:params:oauth:grant-type:jwt-bearer", reqs[0].form.Get("grant_type"))
-	assert.Equal(t, "client_secret_basic", reqs[0].authMethod)
+	assert.Equal(t, "urn:ietf:params:oauth:grant-type:jwt-bearer", reqs[0].Form.Get("grant_type"))
+	assert.Equal(t, "client_secret_basic", reqs[0].AuthMethod)
 
 	_, err = w.get(t, "/mcp/write")
 	require.NoError(t, err)
 	ex = w.idp.exchangeRequests()
 	require.Len(t, ex, 2)
 	assert.Equal(t, "read write", ex[1].Get("scope"))
-	assert.Equal(t, "read write", w.as.tokenRequests()[1].form.Get("scope"))
+	assert.Equal(t, "read write", w.as.TokenRequests()[1].Form.Get("scope"))
 
 	// The access token expires: the 401 gets a new ID-JAG, from a newer
 	// ID token.
 	idToken = w.idp.idToken(t, "alice@example.com", time.Hour)
-	w.as.revoke(w.rs.tokens[len(w.rs.tokens)-1])
+	w.as.Revoke(w.rs.tokens[len(w.rs.tokens)-1])
 	_, err = w.get(t, "/mcp/write")
 	require.NoError(t, err)
 	ex = w.idp.exchangeRequests()
 	require.Len(t, ex, 3)
 	assert.Equal(t, idToken, ex[2].Get("subject_token"))
 	assert.Equal(t, int32(3), w.idTokens.Load())
-	assert.Len(t, w.as.tokenRequests(), 3)
+	assert.Len(t, w.as.TokenRequests(), 3)
 }
 
 // The IdP's policy refusing the wider scope is a refusal, remembered; an
@@ -109,7 +109,7 @@ func TestEnterpriseRefused(t *testing.T) {
 	assert.Equal(t, "invalid_grant", te.Code)
 	assert.NotErrorIs(t, err, stepup.ErrDeclined)
 	assert.NotContains(t, err.Error(), expired)
-	assert.Empty(t, w.as.tokenRequests(), "no ID-JAG, nothing to redeem")
+	assert.Empty(t, w.as.TokenRequests(), "no ID-JAG, nothing to redeem")
 
 	idToken = w.idp.idToken(t, "alice@example.com", time.Hour)
 	_, err = w.get(t, "/mcp/read")
@@ -141,7 +141,7 @@ func TestEnterpriseWrongIssuedTokenType(t *testing.T) {
 	var te *grants.TokenError
 	require.ErrorAs(t, err, &te)
 	assert.Contains(t, te.Description, "issued_token_type")
-	assert.Empty(t, w.as.tokenRequests())
+	assert.Empty(t, w.as.TokenRequests())
 }
 
 func TestEnterpriseNeedsConfiguration(t *testing.T) {

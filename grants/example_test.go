@@ -51,7 +51,7 @@ func ExampleClientCredentials() {
 	e := &exampleEnv{}
 	defer e.close()
 	as := newAuthServer(e)
-	as.register(&asClient{id: "reports-job", secret: "s3cret-from-the-vault", method: "client_secret_basic"})
+	register(as, &asClient{id: "reports-job", secret: "s3cret-from-the-vault", method: "client_secret_basic"})
 	mcp := newResourceServer(e, as)
 	mcp.needs = map[string]string{"/mcp/tools/list": "tools:read", "/mcp/tools/call": "tools:call"}
 
@@ -67,8 +67,8 @@ func ExampleClientCredentials() {
 	}}
 	show(hc, mcp.srv.URL+"/mcp/tools/list")
 	show(hc, mcp.srv.URL+"/mcp/tools/call")
-	for _, r := range as.tokenRequests() {
-		fmt.Printf("token request: %s, %s, scope %q\n", r.form.Get("grant_type"), r.authMethod, r.form.Get("scope"))
+	for _, r := range as.TokenRequests() {
+		fmt.Printf("token request: %s, %s, scope %q\n", r.Form.Get("grant_type"), r.AuthMethod, r.Form.Get("scope"))
 	}
 	// Output:
 	// 200 OK ok /mcp/tools/list
@@ -86,9 +86,9 @@ func ExampleEnterprise() {
 	defer e.close()
 	idp := newIdP(e)
 	as := newAuthServer(e)
-	as.register(&asClient{id: "mcp-client", secret: "mcp-secret", method: "client_secret_basic"})
-	as.idjag[idp.issuer] = &idp.key.PublicKey
-	idp.mcpID[as.issuer] = "mcp-client"
+	register(as, &asClient{id: "mcp-client", secret: "mcp-secret", method: "client_secret_basic"})
+	as.TrustIDJAGIssuer(idp.issuer, &idp.key.PublicKey)
+	idp.mcpID[as.IssuerID()] = "mcp-client"
 	mcp := newResourceServer(e, as)
 	mcp.needs = map[string]string{"/mcp/tools/call": "tools:call"}
 	idToken := idp.idToken(e, "alice@example.com", time.Hour)
@@ -110,8 +110,8 @@ func ExampleEnterprise() {
 	for _, x := range idp.exchangeRequests() {
 		fmt.Printf("at the IdP: %s for %s\n", x.Get("requested_token_type"), x.Get("scope"))
 	}
-	for _, r := range as.tokenRequests() {
-		fmt.Printf("at the authorization server: %s, %s\n", r.form.Get("grant_type"), r.authMethod)
+	for _, r := range as.TokenRequests() {
+		fmt.Printf("at the authorization server: %s, %s\n", r.Form.Get("grant_type"), r.AuthMethod)
 	}
 	// Output:
 	// 200 OK ok /mcp/tools/call
@@ -135,13 +135,13 @@ func ExampleWorkload() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	as.trusted["https://ci.example"] = &key.PublicKey
+	as.TrustJWTIssuer("https://ci.example", &key.PublicKey)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	jobToken, err := jwt.Signed(signer).Claims(jwt.Claims{
-		Issuer: "https://ci.example", Subject: "repo:reports:job", Audience: jwt.Audience{as.issuer},
+		Issuer: "https://ci.example", Subject: "repo:reports:job", Audience: jwt.Audience{as.IssuerID()},
 		Expiry: jwt.NewNumericDate(time.Now().Add(10 * time.Minute)),
 	}).Serialize()
 	if err != nil {
@@ -166,8 +166,8 @@ func ExampleWorkload() {
 		Escalator: &grants.Workload{Token: grants.TokenFile(file)},
 	}}
 	show(hc, mcp.srv.URL+"/mcp/tools/call")
-	for _, r := range as.tokenRequests() {
-		fmt.Printf("token request: %s, scope %q\n", r.form.Get("grant_type"), r.form.Get("scope"))
+	for _, r := range as.TokenRequests() {
+		fmt.Printf("token request: %s, scope %q\n", r.Form.Get("grant_type"), r.Form.Get("scope"))
 	}
 	// Output:
 	// 200 OK ok /mcp/tools/call

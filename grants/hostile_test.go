@@ -64,7 +64,7 @@ func TestHostileTokenEndpoint(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s, %T", tc.name, auth), func(t *testing.T) {
 				w := newWorld(t)
-				w.as.override = func(rw http.ResponseWriter, r *http.Request) bool { tc.answer(rw, r); return true }
+				w.as.TokenHook = func(rw http.ResponseWriter, r *http.Request) bool { tc.answer(rw, r); return true }
 				var logs lockedBuffer
 				w.client(t, &grants.ClientCredentials{Auth: auth, Discovery: disc()})
 				w.hc.Transport.(*stepup.Transport).Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -78,10 +78,10 @@ func TestHostileTokenEndpoint(t *testing.T) {
 				assert.Equal(t, tc.status, te.StatusCode)
 				assert.Equal(t, tc.code, te.Code)
 				assert.NotErrorIs(t, err, stepup.ErrDeclined)
-				reqs := w.as.tokenRequests()
+				reqs := w.as.TokenRequests()
 				require.Len(t, reqs, 1, "no loop")
 				leaks := []string{secret, "BEGIN", fmt.Sprint(ec.D)}
-				if a := reqs[0].form.Get("client_assertion"); a != "" {
+				if a := reqs[0].Form.Get("client_assertion"); a != "" {
 					leaks = append(leaks, a, a[strings.LastIndexByte(a, '.')+1:])
 				}
 				for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err), logs.String()} {
@@ -116,7 +116,7 @@ func TestKeyType(t *testing.T) {
 			w.client(t, &grants.ClientCredentials{Auth: tc.auth, Discovery: disc()})
 			_, err := w.get(t, "/mcp/a")
 			require.ErrorIs(t, err, grants.ErrKeyType)
-			assert.Empty(t, w.as.tokenRequests(), "nothing sent")
+			assert.Empty(t, w.as.TokenRequests(), "nothing sent")
 			if k, ok := tc.auth.Key.(*rsa.PrivateKey); ok {
 				assert.NotContains(t, err.Error(), fmt.Sprint(k.D))
 			}
@@ -194,7 +194,7 @@ func (l *lockedBuffer) String() string {
 // TokenError, after one request.
 func TestTokenEndpointHangsUp(t *testing.T) {
 	w := newWorld(t)
-	w.as.override = func(rw http.ResponseWriter, _ *http.Request) bool {
+	w.as.TokenHook = func(rw http.ResponseWriter, _ *http.Request) bool {
 		conn, _, err := rw.(http.Hijacker).Hijack()
 		if err == nil {
 			conn.Close()
@@ -206,7 +206,7 @@ func TestTokenEndpointHangsUp(t *testing.T) {
 	require.Error(t, err)
 	var te *grants.TokenError
 	assert.False(t, errors.As(err, &te), "no answer, no TokenError: %v", err)
-	assert.Contains(t, err.Error(), "token request to "+w.as.issuer+"/token")
+	assert.Contains(t, err.Error(), "token request to "+w.as.IssuerID()+"/token")
 	assert.NotContains(t, err.Error(), secret)
-	assert.Len(t, w.as.tokenRequests(), 1)
+	assert.Len(t, w.as.TokenRequests(), 1)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,53 +18,27 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
-// signAlgs are the algorithms the test servers accept in JWTs.
+// signAlgs are the algorithms the test IdP accepts in JWTs.
 var signAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.PS256, jose.EdDSA}
 
-// authServer is an OAuth 2.0 authorization server for the tests, on
-// loopback, that checks what a strict real one checks: the client's
-// authentication by its registered method (RFC 6749 §2.3.1, RFC 7523 §3
-// with the issuer as audience, each jti once), the grants it is set to
-// support, the assertions of the JWT bearer grant (signature, audience,
-// expiry, and for an ID-JAG its typ, client_id and resource), the RFC
-// 8707 resource, and scopes it refuses. It issues opaque tokens that its
-// resource servers look up.
-type authServer struct {
-	srv    *httptest.Server
-	issuer string
+// authServer is the repository's strict test authorization server (package
+// oauthtest): it checks the client's authentication by its registered
+// method (RFC 6749 §2.3.1, RFC 7523 §3 with the issuer as audience, each
+// jti once), the grants it is set to support, the assertions of the JWT
+// bearer grant (signature, audience, expiry, and for an ID-JAG its typ,
+// client_id and resource), the RFC 8707 resource, and scopes it refuses.
+// It issues opaque tokens that its resource servers look up, and a refresh
+// token with them, which a client of these grants must not use.
+type authServer = oauthtest.Server
 
-	// Configuration; set before the first request.
-	grantTypes  []string // grant_types_supported; nil = not listed
-	authMethods []string // token_endpoint_auth_methods_supported; nil = not listed
-	resource    string   // the resource it issues tokens for
-	refuse      map[string]string
-	accessTTL   time.Duration
-	assertAud   string // the aud a client assertion must have; "" = the issuer
-	// override, when set, answers a token request instead, when it
-	// returns true.
-	override func(w http.ResponseWriter, r *http.Request) bool
-
-	mu       sync.Mutex
-	clients  map[string]*asClient
-	trusted  map[string]crypto.PublicKey // issuers of JWT bearer assertions (workloads) and their keys
-	idjag    map[string]crypto.PublicKey // IdPs whose ID-JAGs it accepts
-	jtis     map[string]bool
-	access   map[string][]string // access token → scopes
-	requests []tokenRequest
-}
-
+// asClient is a client as the tests register it.
 type asClient struct {
 	id, secret, method string
 	key                crypto.PublicKey // private_key_jwt
-}
-
-// tokenRequest is what the authorization server recorded of one request.
-type tokenRequest struct {
-	form       url.Values
-	authMethod string // how the client authenticated
-	clientID   string
 }
 
 // env is what the servers need of a test, or of an example: somewhere
@@ -76,248 +49,17 @@ type env interface {
 }
 
 func newAuthServer(t env) *authServer {
-	as := &authServer{
-		clients: map[string]*asClient{},
-		trusted: map[string]crypto.PublicKey{},
-		idjag:   map[string]crypto.PublicKey{},
-		jtis:    map[string]bool{},
-		access:  map[string][]string{},
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", as.metadata)
-	mux.HandleFunc("POST /token", as.token)
-	as.srv = httptest.NewServer(mux)
-	as.issuer = as.srv.URL
-	t.Cleanup(as.srv.Close)
+	as := oauthtest.New(oauthtest.Config{
+		AuthMethods:             []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+		RefreshWithClientGrants: true,
+	})
+	t.Cleanup(as.Close)
 	return as
 }
 
-func (as *authServer) register(c *asClient) {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	as.clients[c.id] = c
-}
-
-func (as *authServer) metadata(w http.ResponseWriter, _ *http.Request) {
-	m := map[string]any{
-		"issuer":                   as.issuer,
-		"token_endpoint":           as.issuer + "/token",
-		"response_types_supported": []string{"code"},
-	}
-	if as.grantTypes != nil {
-		m["grant_types_supported"] = as.grantTypes
-	}
-	if as.authMethods != nil {
-		m["token_endpoint_auth_methods_supported"] = as.authMethods
-	}
-	writeJSON(w, http.StatusOK, m)
-}
-
-// tokenRequests returns a copy of the requests recorded.
-func (as *authServer) tokenRequests() []tokenRequest {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	return slices.Clone(as.requests)
-}
-
-func (as *authServer) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "form")
-		return
-	}
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	rec := tokenRequest{form: r.PostForm}
-	client, method, err := as.authenticate(r)
-	rec.authMethod = method
-	if client != nil {
-		rec.clientID = client.id
-	}
-	as.requests = append(as.requests, rec)
-	if as.override != nil && as.override(w, r) {
-		return
-	}
-	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
-		return
-	}
-	grant := r.PostForm.Get("grant_type")
-	if as.grantTypes != nil && !slices.Contains(as.grantTypes, grant) {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", grant)
-		return
-	}
-	if got := r.PostForm.Get("resource"); got != as.resource {
-		oauthError(w, http.StatusBadRequest, "invalid_target", "resource "+got)
-		return
-	}
-	switch grant {
-	case "client_credentials":
-		if client == nil || client.method == "none" {
-			oauthError(w, http.StatusUnauthorized, "invalid_client", "a confidential client is required")
-			return
-		}
-	case "urn:ietf:params:oauth:grant-type:jwt-bearer":
-		if err := as.checkAssertion(r.PostForm.Get("assertion"), client); err != nil {
-			oauthError(w, http.StatusBadRequest, "invalid_grant", err.Error())
-			return
-		}
-	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", grant)
-		return
-	}
-	scopes := strings.Fields(r.PostForm.Get("scope"))
-	for _, s := range scopes {
-		if code, ok := as.refuse[s]; ok {
-			oauthError(w, http.StatusBadRequest, code, "scope "+s+" is not for this client")
-			return
-		}
-	}
-	tok := randomString()
-	as.access[tok] = scopes
-	ttl := as.accessTTL
-	if ttl == 0 {
-		ttl = time.Hour
-	}
-	// A refresh token too, which a client credentials client must not
-	// use (RFC 6749 §4.4.3 says none SHOULD be sent; some servers do).
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds()),
-		"scope": strings.Join(scopes, " "), "refresh_token": "rt-" + tok,
-	})
-}
-
-// authenticate checks the client's authentication, by the method it
-// registered with.
-func (as *authServer) authenticate(r *http.Request) (*asClient, string, error) {
-	f := r.PostForm
-	if id, secret, ok := r.BasicAuth(); ok {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-		return as.checkSecret(id, secret, "client_secret_basic")
-	}
-	if f.Has("client_secret") {
-		return as.checkSecret(f.Get("client_id"), f.Get("client_secret"), "client_secret_post")
-	}
-	if f.Has("client_assertion") {
-		c, err := as.checkClientAssertion(f)
-		return c, "private_key_jwt", err
-	}
-	if id := f.Get("client_id"); id != "" {
-		c := as.clients[id]
-		if c == nil || c.method != "none" {
-			return nil, "none", fmt.Errorf("client %q may not go unauthenticated", id)
-		}
-		return c, "none", nil
-	}
-	return nil, "", nil
-}
-
-func (as *authServer) checkSecret(id, secret, method string) (*asClient, string, error) {
-	c := as.clients[id]
-	if c == nil || c.method != method || subtle.ConstantTimeCompare([]byte(c.secret), []byte(secret)) != 1 {
-		return nil, method, fmt.Errorf("client %q: bad credentials for %s", id, method)
-	}
-	return c, method, nil
-}
-
-// checkClientAssertion verifies a private_key_jwt (RFC 7523 §3): type,
-// signature, iss = sub = client_id, aud the issuer, exp, and a jti not
-// seen before.
-func (as *authServer) checkClientAssertion(f url.Values) (*asClient, error) {
-	if f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
-		return nil, fmt.Errorf("client_assertion_type %q", f.Get("client_assertion_type"))
-	}
-	tok, err := jwt.ParseSigned(f.Get("client_assertion"), signAlgs)
-	if err != nil {
-		return nil, err
-	}
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, err
-	}
-	c := as.clients[unverified.Issuer]
-	if c == nil || c.method != "private_key_jwt" {
-		return nil, fmt.Errorf("no private_key_jwt client %q", unverified.Issuer)
-	}
-	var claims jwt.Claims
-	if err := tok.Claims(c.key, &claims); err != nil {
-		return nil, err
-	}
-	aud := as.assertAud
-	if aud == "" {
-		aud = as.issuer
-	}
-	if err := claims.Validate(jwt.Expected{Issuer: c.id, Subject: c.id, AnyAudience: jwt.Audience{aud}, Time: time.Now()}); err != nil {
-		return nil, err
-	}
-	if claims.ID == "" || as.jtis[claims.ID] {
-		return nil, fmt.Errorf("jti %q missing or replayed", claims.ID)
-	}
-	as.jtis[claims.ID] = true
-	return c, nil
-}
-
-// checkAssertion verifies the assertion of a JWT bearer grant (RFC 7523
-// §3): from a trusted workload issuer, or an ID-JAG from a trusted IdP
-// naming the authenticated client and this server's resource.
-func (as *authServer) checkAssertion(assertion string, client *asClient) error {
-	tok, err := jwt.ParseSigned(assertion, signAlgs)
-	if err != nil {
-		return err
-	}
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return err
-	}
-	if typ, _ := tok.Headers[0].ExtraHeaders["typ"].(string); typ == "oauth-id-jag+jwt" {
-		key := as.idjag[unverified.Issuer]
-		if key == nil {
-			return fmt.Errorf("no trusted IdP %q", unverified.Issuer)
-		}
-		var claims jwt.Claims
-		var jag struct {
-			ClientID string `json:"client_id"`
-			Resource string `json:"resource"`
-		}
-		if err := tok.Claims(key, &claims, &jag); err != nil {
-			return err
-		}
-		if err := claims.Validate(jwt.Expected{AnyAudience: jwt.Audience{as.issuer}, Time: time.Now()}); err != nil {
-			return err
-		}
-		if client == nil || jag.ClientID != client.id {
-			return fmt.Errorf("the ID-JAG is for client %q", jag.ClientID)
-		}
-		if jag.Resource != as.resource {
-			return fmt.Errorf("the ID-JAG is for resource %q", jag.Resource)
-		}
-		return nil
-	}
-	key := as.trusted[unverified.Issuer]
-	if key == nil {
-		return fmt.Errorf("no trusted issuer %q", unverified.Issuer)
-	}
-	var claims jwt.Claims
-	if err := tok.Claims(key, &claims); err != nil {
-		return err
-	}
-	return claims.Validate(jwt.Expected{AnyAudience: jwt.Audience{as.issuer}, Time: time.Now()})
-}
-
-// scopesOf returns the scopes of an access token it issued, and whether
-// it did.
-func (as *authServer) scopesOf(tok string) ([]string, bool) {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	s, ok := as.access[tok]
-	return s, ok
-}
-
-// revoke forgets an access token, as on expiry or revocation.
-func (as *authServer) revoke(tok string) {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	delete(as.access, tok)
+// register adds c to as, as an administrator would.
+func register(as *authServer, c *asClient) {
+	as.Register(oauthtest.Client{ID: c.id, Secret: c.secret, AuthMethod: c.method, Key: c.key})
 }
 
 // resourceServer is a protected resource (an MCP server's HTTP face) that
@@ -338,7 +80,7 @@ func newResourceServer(t env, as *authServer) *resourceServer {
 	rs := &resourceServer{as: as, needs: map[string]string{}}
 	rs.srv = httptest.NewServer(http.HandlerFunc(rs.serve))
 	rs.resource = rs.srv.URL + "/mcp"
-	as.resource = rs.resource
+	as.SetResource(rs.resource)
 	t.Cleanup(rs.srv.Close)
 	return rs
 }
@@ -351,7 +93,7 @@ func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/.well-known/oauth-protected-resource/mcp" {
 		issuers := rs.issuers
 		if issuers == nil {
-			issuers = []string{rs.as.issuer}
+			issuers = []string{rs.as.IssuerID()}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"resource": rs.resource, "authorization_servers": issuers})
 		return
@@ -370,13 +112,13 @@ func (rs *resourceServer) serve(w http.ResponseWriter, r *http.Request) {
 	rs.mu.Lock()
 	rs.tokens = append(rs.tokens, tok)
 	rs.mu.Unlock()
-	scopes, ok := rs.as.scopesOf(tok)
-	if !ok {
+	info, ok := rs.as.Introspect(tok)
+	if !ok || info.Resource != rs.resource {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="invalid_token", resource_metadata=%q`, rs.prmURL()))
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	if need != "" && !slices.Contains(scopes, need) {
+	if need != "" && !slices.Contains(info.Scopes, need) {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q, resource_metadata=%q`, need, rs.prmURL()))
 		w.WriteHeader(http.StatusForbidden)
 		return

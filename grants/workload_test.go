@@ -31,9 +31,7 @@ func newPlatform(t *testing.T, as *authServer) *platform {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	p := &platform{issuer: "https://cluster.example", key: key}
-	as.mu.Lock()
-	as.trusted[p.issuer] = &key.PublicKey
-	as.mu.Unlock()
+	as.TrustJWTIssuer(p.issuer, &key.PublicKey)
 	return p
 }
 
@@ -55,33 +53,33 @@ func (p *platform) token(t *testing.T, aud string, ttl time.Duration) string {
 // presents the new one. Step-up presents it for the union.
 func TestWorkloadTokenFile(t *testing.T) {
 	w := newWorld(t)
-	w.as.grantTypes = []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}
+	w.as.GrantTypesSupported = []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}
 	p := newPlatform(t, w.as)
 	w.rs.needs = map[string]string{"/mcp/read": "read", "/mcp/write": "write"}
 	file := filepath.Join(t.TempDir(), "token")
-	first := p.token(t, w.as.issuer, time.Hour)
+	first := p.token(t, w.as.IssuerID(), time.Hour)
 	require.NoError(t, os.WriteFile(file, []byte(first+"\n"), 0o600))
 	w.client(t, &grants.Workload{Token: grants.TokenFile(file), Discovery: disc()})
 
 	_, err := w.get(t, "/mcp/read")
 	require.NoError(t, err)
-	second := p.token(t, w.as.issuer, time.Hour)
+	second := p.token(t, w.as.IssuerID(), time.Hour)
 	require.NoError(t, os.WriteFile(file, []byte(second), 0o600))
-	w.as.revoke(w.rs.tokens[0])
+	w.as.Revoke(w.rs.tokens[0])
 	_, err = w.get(t, "/mcp/read")
 	require.NoError(t, err)
 	_, err = w.get(t, "/mcp/write")
 	require.NoError(t, err)
 
-	reqs := w.as.tokenRequests()
+	reqs := w.as.TokenRequests()
 	require.Len(t, reqs, 3)
 	for _, r := range reqs {
-		assert.Equal(t, "urn:ietf:params:oauth:grant-type:jwt-bearer", r.form.Get("grant_type"))
-		assert.Empty(t, r.authMethod, "no client authentication")
+		assert.Equal(t, "urn:ietf:params:oauth:grant-type:jwt-bearer", r.Form.Get("grant_type"))
+		assert.Empty(t, r.AuthMethod, "no client authentication")
 	}
-	assert.Equal(t, first, reqs[0].form.Get("assertion"))
-	assert.Equal(t, second, reqs[1].form.Get("assertion"))
-	assert.Equal(t, "read write", reqs[2].form.Get("scope"))
+	assert.Equal(t, first, reqs[0].Form.Get("assertion"))
+	assert.Equal(t, second, reqs[1].Form.Get("assertion"))
+	assert.Equal(t, "read write", reqs[2].Form.Get("scope"))
 }
 
 // A refused workload token ends the request: one token request, no other
@@ -96,14 +94,14 @@ func TestWorkloadRefused(t *testing.T) {
 		code     string
 		declined bool
 	}{
-		{"expired", func(p *platform, as *authServer) string { return p.token(t, as.issuer, -time.Minute) }, nil, "invalid_grant", false},
+		{"expired", func(p *platform, as *authServer) string { return p.token(t, as.IssuerID(), -time.Minute) }, nil, "invalid_grant", false},
 		{"for another audience", func(p *platform, _ *authServer) string { return p.token(t, "https://wrong.example", time.Hour) }, nil, "invalid_grant", false},
-		{"unauthorized client", func(p *platform, as *authServer) string { return p.token(t, as.issuer, time.Hour) }, map[string]string{"read": "unauthorized_client"}, "unauthorized_client", true},
+		{"unauthorized client", func(p *platform, as *authServer) string { return p.token(t, as.IssuerID(), time.Hour) }, map[string]string{"read": "unauthorized_client"}, "unauthorized_client", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
 			p := newPlatform(t, w.as)
-			w.as.refuse = tc.refuse
+			w.as.RefuseScopes = tc.refuse
 			w.rs.needs["/mcp/read"] = "read"
 			tok := tc.token(p, w.as)
 			w.client(t, &grants.Workload{Token: func(context.Context) (string, error) { return tok, nil }, Discovery: disc()})
@@ -114,7 +112,7 @@ func TestWorkloadRefused(t *testing.T) {
 			assert.Equal(t, tc.code, te.Code)
 			assert.Equal(t, tc.declined, errors.Is(err, stepup.ErrDeclined))
 			assert.NotContains(t, err.Error(), tok)
-			reqs := w.as.tokenRequests()
+			reqs := w.as.TokenRequests()
 			require.Len(t, reqs, 1, "no retry, no fallback")
 
 			_, err = w.get(t, "/mcp/read")
@@ -123,10 +121,10 @@ func TestWorkloadRefused(t *testing.T) {
 			if tc.declined {
 				want = 1 // the guard remembers the refusal
 			}
-			reqs = w.as.tokenRequests()
+			reqs = w.as.TokenRequests()
 			assert.Len(t, reqs, want)
 			for _, r := range reqs {
-				assert.Equal(t, "urn:ietf:params:oauth:grant-type:jwt-bearer", r.form.Get("grant_type"))
+				assert.Equal(t, "urn:ietf:params:oauth:grant-type:jwt-bearer", r.Form.Get("grant_type"))
 			}
 		})
 	}
@@ -148,25 +146,25 @@ func TestWorkloadTokenMissing(t *testing.T) {
 	w.client(t, &grants.Workload{Token: grants.TokenFile(filepath.Join(t.TempDir(), "none")), Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.ErrorIs(t, err, os.ErrNotExist)
-	assert.Empty(t, w.as.tokenRequests())
+	assert.Empty(t, w.as.TokenRequests())
 }
 
 // TokenEnv reads the variable at each escalation.
 func TestWorkloadTokenEnv(t *testing.T) {
 	w := newWorld(t)
 	p := newPlatform(t, w.as)
-	first := p.token(t, w.as.issuer, time.Hour)
+	first := p.token(t, w.as.IssuerID(), time.Hour)
 	t.Setenv("STEPUP_TEST_WORKLOAD_TOKEN", first)
 	w.client(t, &grants.Workload{Token: grants.TokenEnv("STEPUP_TEST_WORKLOAD_TOKEN"), Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.NoError(t, err)
-	second := p.token(t, w.as.issuer, 2*time.Hour)
+	second := p.token(t, w.as.IssuerID(), 2*time.Hour)
 	t.Setenv("STEPUP_TEST_WORKLOAD_TOKEN", second)
-	w.as.revoke(w.rs.tokens[0])
+	w.as.Revoke(w.rs.tokens[0])
 	_, err = w.get(t, "/mcp/a")
 	require.NoError(t, err)
-	reqs := w.as.tokenRequests()
+	reqs := w.as.TokenRequests()
 	require.Len(t, reqs, 2)
-	assert.Equal(t, first, reqs[0].form.Get("assertion"))
-	assert.Equal(t, second, reqs[1].form.Get("assertion"))
+	assert.Equal(t, first, reqs[0].Form.Get("assertion"))
+	assert.Equal(t, second, reqs[1].Form.Get("assertion"))
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stepup-go/stepup"
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // The user declines the new scope: the call that needed it fails with an
@@ -20,7 +20,7 @@ func TestDeclinedConsent(t *testing.T) {
 	forEach(t, func(t *testing.T, sdk mcpclient.SDK, srv serverKind) {
 		w := newWorld(t, sdk, srv)
 		s := w.connect(mcpclient.Options{ProtocolVersion: protocolFor(sdk, srv)})
-		w.as.SetConsent(authserver.DeclineIfRequested(mcpserver.ScopeWrite))
+		w.as.SetConsent(oauthtest.DeclineIfRequested(mcpserver.ScopeWrite))
 
 		_, err := s.CallTool(w.ctx, mcpserver.ToolWrite, map[string]any{"text": "no"})
 		require.Error(t, err)
@@ -50,7 +50,7 @@ func TestPartlyGrantedConsent(t *testing.T) {
 	forEach(t, func(t *testing.T, sdk mcpclient.SDK, srv serverKind) {
 		w := newWorld(t, sdk, srv)
 		s := w.connect(mcpclient.Options{ProtocolVersion: protocolFor(sdk, srv)})
-		w.as.SetConsent(authserver.GrantOnly(mcpserver.ScopeRead, mcpserver.ScopeOffline))
+		w.as.SetConsent(oauthtest.GrantOnly(mcpserver.ScopeRead, mcpserver.ScopeOffline))
 
 		_, err := s.CallTool(w.ctx, mcpserver.ToolWrite, map[string]any{"text": "no"})
 		require.Error(t, err)

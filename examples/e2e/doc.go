@@ -2,5 +2,5 @@
 // go-sdk and mcp-go clients, each with a stepup.Transport in its HTTP
 // client, against the seed scenario's go-sdk and mcp-go servers and a real
 // authorization code flow at the loopback authorization server of
-// examples/internal/authserver. The package has tests only.
+// internal/oauthtest. The package has tests only.
 package e2e

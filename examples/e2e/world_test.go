@@ -13,9 +13,9 @@ import (
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // testTimeout bounds every test: a hang fails instead of stalling the run.
@@ -48,7 +48,7 @@ func forEach(t *testing.T, test func(t *testing.T, sdk mcpclient.SDK, srv server
 type world struct {
 	t   *testing.T
 	ctx context.Context
-	as  *authserver.Server
+	as  *oauthtest.Server
 	mcp *mcpserver.Server
 	ts  *stepup.TokenSource
 	hc  *http.Client
@@ -72,7 +72,7 @@ func newWorld(t *testing.T, sdk mcpclient.SDK, srv serverKind, opts ...func(*set
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
 	w := &world{t: t, ctx: ctx, sdk: sdk}
-	w.as = authserver.New(authserver.Config{Observe: w.observe})
+	w.as = oauthtest.New(oauthtest.Config{IssParameter: true, Observe: w.observe})
 	t.Cleanup(w.as.Close)
 	cfg := mcpserver.Config{AuthServer: w.as, Challenges: srv.challenges}
 	if st.serverConfig != nil {
@@ -99,7 +99,7 @@ func newWorld(t *testing.T, sdk mcpclient.SDK, srv serverKind, opts ...func(*set
 	return w
 }
 
-func (w *world) observe(e authserver.Event) {
+func (w *world) observe(e oauthtest.Event) {
 	if e.Kind != "authorize" {
 		return
 	}

@@ -7,11 +7,9 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 // The environment of a storm child.
 const (
 	envAS         = "STEPUP_STORETEST_AS"
+	envRS         = "STEPUP_STORETEST_RS"
 	envPath       = "STEPUP_STORETEST_PATH"
 	envGoroutines = "STEPUP_STORETEST_GOROUTINES"
 )
@@ -38,12 +37,12 @@ type StormResult struct {
 
 // Storm has procs child processes, each with one [stepup.TokenSource] and
 // [stepup.Transport] sharing the store the test binary's Main opens, send
-// goroutines requests each, at once, to path on as (for instance "/mcp/read"),
+// goroutines requests each, at once, to path on as's resource (for instance "/mcp/read"),
 // and returns what each saw. The children are released together once all
 // are ready; within each, the goroutines start together.
 func Storm(t *testing.T, as *AuthServer, procs, goroutines int, path string, env ...string) []StormResult {
 	t.Helper()
-	env = append(env, envAS+"="+as.URL(), envPath+"="+path, envGoroutines+"="+strconv.Itoa(goroutines))
+	env = append(env, envAS+"="+as.URL(), envRS+"="+as.rs.URL, envPath+"="+path, envGoroutines+"="+strconv.Itoa(goroutines))
 	children := StartTogether(t, procs, "storm", env...)
 	results := make([]StormResult, procs)
 	for i, c := range children {
@@ -80,13 +79,13 @@ func CheckStorm(t *testing.T, as *AuthServer, results []StormResult, goroutines,
 // stormRole is a storm child: one source wired to the store, goroutines
 // requests at once, their outcomes reported.
 func stormRole(ctx context.Context, c *Child) error {
-	asURL, path := os.Getenv(envAS), os.Getenv(envPath)
+	asURL, rsURL, path := os.Getenv(envAS), os.Getenv(envRS), os.Getenv(envPath)
 	n, err := strconv.Atoi(os.Getenv(envGoroutines))
 	if err != nil {
 		return fmt.Errorf("%s: %w", envGoroutines, err)
 	}
-	key := stepup.StoreKey{Resource: asURL + "/mcp", Issuer: asURL}
-	cfg := &oauth2.Config{ClientID: "storm", Endpoint: oauth2.Endpoint{TokenURL: asURL + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	key := stepup.StoreKey{Resource: rsURL + "/mcp", Issuer: asURL}
+	cfg := stormConfig(asURL)
 	tr, err := newStoreTransport(ctx, c.Store, key, cfg, ConsentEscalator(asURL))
 	if err != nil {
 		return err
@@ -106,7 +105,7 @@ func stormRole(ctx context.Context, c *Child) error {
 		go func() {
 			defer wg.Done()
 			<-start
-			body, outcome := get(ctx, client, asURL+path)
+			body, outcome := get(ctx, client, rsURL+path)
 			mu.Lock()
 			defer mu.Unlock()
 			if outcome == "" {
@@ -147,36 +146,44 @@ func get(ctx context.Context, client *http.Client, u string) (body, outcome stri
 	return string(b), ""
 }
 
+// stormConfig is the storm client's configuration at the [AuthServer] at
+// asURL.
+func stormConfig(asURL string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:    stormClient,
+		Endpoint:    oauth2.Endpoint{AuthURL: asURL + "/authorize", TokenURL: asURL + "/token", AuthStyle: oauth2.AuthStyleInParams},
+		RedirectURL: stormRedirect,
+	}
+}
+
 // ConsentEscalator is an [stepup.Escalator] whose user consents at once:
-// it asks the [AuthServer] at asURL for a grant of the scope requested.
+// it runs an authorization code flow with PKCE for the scope requested at
+// the [AuthServer] at asURL, reading the code off the redirect as a
+// browser would hand it to a loopback receiver.
 func ConsentEscalator(asURL string) stepup.Escalator {
 	return stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
-		form := url.Values{"scope": {req.Scopes.String()}, "resource": {req.Resource}}
-		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, asURL+"/consent", strings.NewReader(form.Encode()))
+		cfg := stormConfig(asURL)
+		cfg.Scopes = req.Scopes
+		verifier := oauth2.GenerateVerifier()
+		resource := oauth2.SetAuthURLParam("resource", req.Resource)
+		state := oauth2.GenerateVerifier()
+		hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), resource), nil)
 		if err != nil {
 			return nil, err
 		}
-		hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(hreq)
+		resp, err := http.DefaultTransport.RoundTrip(hreq) // a RoundTrip does not follow the redirect
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("authorization: %w", err)
 		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("consent: %s", resp.Status)
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil || loc.Query().Get("code") == "" || loc.Query().Get("state") != state {
+			return nil, fmt.Errorf("authorization: %s", resp.Status)
 		}
-		var tr struct {
-			AccessToken  string `json:"access_token"`
-			TokenType    string `json:"token_type"`
-			RefreshToken string `json:"refresh_token"`
-			ExpiresIn    int    `json:"expires_in"`
-			Scope        string `json:"scope"`
+		tok, err := cfg.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier), resource)
+		if err != nil {
+			return nil, fmt.Errorf("code exchange: %w", err)
 		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&tr); err != nil {
-			return nil, fmt.Errorf("consent: %w", err)
-		}
-		tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, RefreshToken: tr.RefreshToken,
-			Expiry: time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}
-		return &stepup.Grant{Token: tok.WithExtra(map[string]any{"scope": tr.Scope}), Scopes: slices.Clone(req.Scopes), Issuer: asURL}, nil
+		return &stepup.Grant{Token: tok, Scopes: slices.Clone(req.Scopes), Issuer: asURL}, nil
 	})
 }

@@ -35,9 +35,9 @@ import (
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 func main() {
@@ -69,7 +69,7 @@ func run(out io.Writer, o options) error {
 	defer cancel()
 	n := &narrator{out: out}
 
-	as := authserver.New(authserver.Config{Observe: n.observe})
+	as := oauthtest.New(oauthtest.Config{IssParameter: true, Observe: n.observe})
 	defer as.Close()
 	srv := mcpserver.NewGoSDK(mcpserver.Config{AuthServer: as, Challenges: mcpserver.RFC6750Challenges})
 	defer srv.Close()
@@ -150,11 +150,11 @@ func run(out io.Writer, o options) error {
 // fails after one prompt; a second try fails at once, with no prompt, as
 // the guard remembers the refusal (Transport.ExhaustedTTL); calls that
 // need no new scope go on, on the same session.
-func guard(ctx context.Context, n *narrator, as *authserver.Server, session mcpclient.Session, o options) error {
+func guard(ctx context.Context, n *narrator, as *oauthtest.Server, session mcpclient.Session, o options) error {
 	if o.interactive {
 		n.say("\n   (In the browser, press Decline, or untick %s and approve.)", mcpserver.ScopeWrite)
 	} else {
-		as.SetConsent(authserver.DeclineIfRequested(mcpserver.ScopeWrite))
+		as.SetConsent(oauthtest.DeclineIfRequested(mcpserver.ScopeWrite))
 	}
 	n.say("\n3. The client calls %s, which needs %s; the user will not grant it.", mcpserver.ToolWrite, mcpserver.ScopeWrite)
 	before := as.Stats().ConsentPrompts
@@ -207,7 +207,7 @@ func call(ctx context.Context, n *narrator, s mcpclient.Session, tool string, ar
 // summary closes the session and prints the authorization server's counts,
 // and fails when they are not what stepup promises: one prompt for the
 // login, one for the step-up, no refresh.
-func summary(n *narrator, as *authserver.Server, session mcpclient.Session, step string) error {
+func summary(n *narrator, as *oauthtest.Server, session mcpclient.Session, step string) error {
 	const prompts = 2
 	n.say("\n%s. The client closes the session.", step)
 	if err := session.Close(); err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/stepup-go/stepup/examples/internal/authserver"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // narrator prints the demo's lines as they happen, from any goroutine.
@@ -30,7 +30,7 @@ func (n *narrator) say(format string, args ...any) {
 }
 
 // observe narrates what the authorization server does.
-func (n *narrator) observe(e authserver.Event) {
+func (n *narrator) observe(e oauthtest.Event) {
 	switch e.Kind {
 	case "authorize":
 		n.say("     authorization server: authorization request for %q", strings.Join(e.Scopes, " "))

@@ -2,7 +2,7 @@
 // process, on loopback: one built with the go-sdk
 // (github.com/modelcontextprotocol/go-sdk) and one with mcp-go
 // (github.com/mark3labs/mcp-go), both stateful Streamable HTTP servers
-// protected by tokens of an [authserver.Server] or of any authorization
+// protected by tokens of an [oauthtest.Server] or of any authorization
 // server whose tokens a verifier function checks (a [realserver.Server]).
 //
 // The seed scenario: the first 401 asks for the base scopes, offline_access
@@ -23,8 +23,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/realserver"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // The scopes of the seed scenario.
@@ -47,7 +47,7 @@ const (
 type Config struct {
 	// AuthServer issues and verifies the tokens. The server registers its
 	// resource URI with it.
-	AuthServer *authserver.Server
+	AuthServer *oauthtest.Server
 
 	// Issuer is the authorization server the protected resource metadata
 	// names, and Verify checks its access tokens, when AuthServer is nil.

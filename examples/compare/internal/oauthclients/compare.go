@@ -21,9 +21,9 @@ import (
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // Client is an OAuth client under comparison.
@@ -80,13 +80,13 @@ type Result struct {
 	FirstErr error
 	// Stats are the authorization server's counters after the run, the
 	// login at connection included.
-	Stats authserver.Stats
+	Stats oauthtest.Stats
 }
 
 // Run runs scenario with client against a fresh server and authorization
 // server.
 func Run(ctx context.Context, sc Scenario, srv Server, client Client) (*Result, error) {
-	as := authserver.New(authserver.Config{})
+	as := oauthtest.New(oauthtest.Config{IssParameter: true})
 	defer as.Close()
 	ms := mcpserver.NewGoSDK(mcpserver.Config{AuthServer: as, Challenges: srv.Challenges})
 	defer ms.Close()

@@ -14,11 +14,11 @@ import (
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/discovery"
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/idp"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
 	"github.com/stepup-go/stepup/grants"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // The enterprise-managed authorization clients under comparison: stepup's
@@ -52,7 +52,7 @@ func RunEnterprise(ctx context.Context, sc GrantScenario, srv Server, client Cli
 	if raceDetector && client == GoSDKEnterprise && sc.Concurrent > 1 {
 		return nil, ErrRacy
 	}
-	as := authserver.New(authserver.Config{Clients: []authserver.Client{{ID: xaaClientID, Secret: xaaSecret, AuthMethod: "client_secret_post"}}})
+	as := oauthtest.New(oauthtest.Config{IssParameter: true, Clients: []oauthtest.Client{{ID: xaaClientID, Secret: xaaSecret, AuthMethod: "client_secret_post"}}})
 	defer as.Close()
 	ip, err := idp.New(idp.Config{ClientID: idpClientID, Clients: map[string]string{as.URL: xaaClientID}})
 	if err != nil {

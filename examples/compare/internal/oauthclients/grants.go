@@ -13,10 +13,10 @@ import (
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/discovery"
-	"github.com/stepup-go/stepup/examples/internal/authserver"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 	"github.com/stepup-go/stepup/examples/internal/mcpserver"
 	"github.com/stepup-go/stepup/grants"
+	"github.com/stepup-go/stepup/internal/oauthtest"
 )
 
 // The client credentials clients under comparison: stepup's
@@ -70,7 +70,7 @@ func RunClientCredentials(ctx context.Context, sc GrantScenario, srv Server, cli
 	if raceDetector && client == GoSDKClientCredentials && sc.Concurrent > 1 {
 		return nil, ErrRacy
 	}
-	as := authserver.New(authserver.Config{Clients: []authserver.Client{{ID: ccClientID, Secret: ccSecret, AuthMethod: "client_secret_post"}}})
+	as := oauthtest.New(oauthtest.Config{IssParameter: true, Clients: []oauthtest.Client{{ID: ccClientID, Secret: ccSecret, AuthMethod: "client_secret_post"}}})
 	defer as.Close()
 	ms := mcpserver.NewGoSDK(mcpserver.Config{AuthServer: as, Challenges: srv.Challenges})
 	defer ms.Close()
@@ -94,7 +94,7 @@ func RunClientCredentials(ctx context.Context, sc GrantScenario, srv Server, cli
 
 // play makes sc's calls on session, expiring as's access tokens where sc
 // says so, and records them.
-func (r *Result) play(ctx context.Context, sc GrantScenario, session mcpclient.Session, as *authserver.Server) error {
+func (r *Result) play(ctx context.Context, sc GrantScenario, session mcpclient.Session, as *oauthtest.Server) error {
 	if sc.Seed {
 		r.record(session.CallTool(ctx, mcpserver.ToolRead, nil))
 		r.record(session.CallTool(ctx, mcpserver.ToolWrite, map[string]any{"text": "seed"}))

@@ -1,4 +1,4 @@
-package authserver
+package oauthtest
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func client(srv *Server, scopes ...string) *oauth2.Config {
 
 func newServer(t *testing.T) (*Server, context.Context) {
 	t.Helper()
-	srv := New(Config{Clients: []Client{{ID: "cli", RedirectURIs: []string{testRedirect}}}})
+	srv := New(Config{IssParameter: true, Clients: []Client{{ID: "cli", RedirectURIs: []string{testRedirect}}}})
 	srv.AllowResource(testResource)
 	base := &http.Transport{}
 	t.Cleanup(func() {
@@ -155,5 +155,5 @@ func TestConsentDeclineAndPartialGrant(t *testing.T) {
 	srv.SetConsent(GrantOnly("mcp:read"))
 	tok := login(t, ctx, srv, "mcp:read", "mcp:write")
 	assert.Equal(t, "mcp:read", tok.Extra("scope"), "the token response says what was granted (RFC 6749 §5.1)")
-	assert.Equal(t, Stats{ConsentPrompts: 2, Declined: 1, TokenRequests: map[string]int{"authorization_code": 1}}, srv.Stats())
+	assert.Equal(t, Stats{ConsentPrompts: 2, Declined: 1, TokenRequests: map[string]int{"authorization_code": 1}, AccessTokens: 1}, srv.Stats())
 }

@@ -1,4 +1,4 @@
-package authserver
+package oauthtest
 
 import (
 	"crypto"
@@ -7,9 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -38,7 +36,8 @@ type idjagClaims struct {
 // a trusted IdP: typ oauth-id-jag+jwt, signed by the IdP, for this issuer
 // (aud), not expired, naming the authenticated client and a resource the
 // server serves. The token gets the scope asked, which must be within the
-// ID-JAG's, or the ID-JAG's when none is asked; no refresh token.
+// ID-JAG's, or the ID-JAG's when none is asked; no refresh token unless
+// RefreshWithClientGrants.
 func (s *Server) redeemIDJAG(form url.Values, client *Client) (*tokenResponse, error) {
 	jag, err := s.verifyIDJAG(form.Get("assertion"))
 	if err != nil {
@@ -59,41 +58,22 @@ func (s *Server) redeemIDJAG(form url.Values, client *Client) (*tokenResponse, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.resources[jag.Resource] {
-		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "the ID-JAG's resource is not served here"}
+	if len(s.resources) == 0 || !s.resourceKnown(jag.Resource) {
+		return nil, invalidTarget("the ID-JAG's resource is not served here")
 	}
-	resp := s.issueLocked(client.ID, scopes, jag.Resource, secret())
-	if resp.RefreshToken != "" {
-		delete(s.refresh, resp.RefreshToken)
-		resp.RefreshToken = ""
-	}
-	return resp, nil
+	return s.issueLocked(client.ID, scopes, scopes, jag.Resource, "", "", secret(), s.RefreshWithClientGrants), nil
 }
 
 func (s *Server) verifyIDJAG(raw string) (*idjagClaims, error) {
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	tok, err := jwt.ParseSigned(raw, signAlgs)
 	if err != nil {
 		return nil, err
 	}
 	if typ, _ := tok.Headers[0].ExtraHeaders["typ"].(string); typ != "oauth-id-jag+jwt" {
 		return nil, fmt.Errorf("typ %q, not oauth-id-jag+jwt", typ)
 	}
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	key := s.idjag[unverified.Issuer]
-	s.mu.Unlock()
-	if key == nil {
-		return nil, fmt.Errorf("issuer %q is not trusted", unverified.Issuer)
-	}
-	var claims jwt.Claims
 	var jag idjagClaims
-	if err := tok.Claims(key, &claims, &jag); err != nil {
-		return nil, err
-	}
-	if err := claims.Validate(jwt.Expected{AnyAudience: jwt.Audience{s.URL}, Time: time.Now()}); err != nil {
+	if err := s.verifySigned(tok, &s.idjag, &jag); err != nil {
 		return nil, err
 	}
 	return &jag, nil

@@ -1,52 +1,53 @@
-package authserver
+package oauthtest
 
 import (
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 )
 
 // Consent decides what the resource owner answers when asked to grant
-// requested to a client. It returns the scopes granted, or declined true
-// for a refusal (RFC 6749 §4.1.2.1 access_denied). Granting fewer scopes
-// than requested is allowed (RFC 6749 §3.3); the token response then says
-// which.
-type Consent func(requested []string) (granted []string, declined bool)
+// requested to a client by the authorization request q. It returns the
+// scopes granted, or the error code of a refusal (RFC 6749 §4.1.2.1, e.g.
+// access_denied). Granting fewer scopes than requested is allowed (RFC 6749
+// §3.3); the token response then says which.
+type Consent func(requested []string, q url.Values) (granted []string, errCode string)
 
 // Approve grants every scope requested, at once.
 func Approve() Consent {
-	return func(requested []string) ([]string, bool) { return slices.Clone(requested), false }
+	return func(requested []string, _ url.Values) ([]string, string) { return slices.Clone(requested), "" }
 }
 
 // Decline refuses every request.
 func Decline() Consent {
-	return func([]string) ([]string, bool) { return nil, true }
+	return func([]string, url.Values) ([]string, string) { return nil, "access_denied" }
 }
 
 // GrantOnly grants the requested scopes that are among allowed and silently
 // leaves out the others, as a person unticking boxes on a consent page does.
 func GrantOnly(allowed ...string) Consent {
-	return func(requested []string) ([]string, bool) {
+	return func(requested []string, _ url.Values) ([]string, string) {
 		var granted []string
 		for _, sc := range requested {
 			if slices.Contains(allowed, sc) {
 				granted = append(granted, sc)
 			}
 		}
-		return granted, false
+		return granted, ""
 	}
 }
 
 // DeclineIfRequested refuses any request that asks for one of scopes, and
 // approves the others: a person who will not grant those.
 func DeclineIfRequested(scopes ...string) Consent {
-	return func(requested []string) ([]string, bool) {
+	return func(requested []string, _ url.Values) ([]string, string) {
 		for _, sc := range requested {
 			if slices.Contains(scopes, sc) {
-				return nil, true
+				return nil, "access_denied"
 			}
 		}
-		return slices.Clone(requested), false
+		return slices.Clone(requested), ""
 	}
 }
 
@@ -56,7 +57,7 @@ func DeclineIfRequested(scopes ...string) Consent {
 func (s *Server) SetConsent(c Consent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.consent = c
+	s.consent, s.askPersonNext = c, c == nil
 }
 
 // pending is an authorization request waiting on a person's decision.
@@ -105,7 +106,7 @@ func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
-		s.finishAuthorize(w, r, p.req, nil, true)
+		s.finishAuthorize(w, r, p.req, nil, "access_denied")
 		return
 	}
 	var granted []string
@@ -114,5 +115,5 @@ func (s *Server) serveDecision(w http.ResponseWriter, r *http.Request) {
 			granted = append(granted, sc)
 		}
 	}
-	s.finishAuthorize(w, r, p.req, granted, false)
+	s.finishAuthorize(w, r, p.req, granted, "")
 }
