@@ -3,7 +3,6 @@ package stepup
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -31,28 +30,20 @@ import (
 // ended with. A quoted-string never spans lines, and the recovery after a
 // syntax error stops at the end of its line.
 
-// Limits on a WWW-Authenticate header. Real servers send a few hundred bytes
-// and one or two challenges; these bounds are far above that and keep the work
-// done on a hostile header small and linear in its size.
+// Limits on a WWW-Authenticate header, which [ParseChallenges]
+// documents. Real servers send a few hundred bytes and one or two
+// challenges; these bounds are far above that and keep the work done on a
+// hostile header small and linear in its size.
 const (
-	// MaxChallengeHeaderBytes caps the total length of all field lines.
-	MaxChallengeHeaderBytes = 16 << 10
-	// MaxChallenges caps the challenges in one header.
-	MaxChallenges = 32
-	// MaxChallengeParams caps the auth-params of one challenge.
-	MaxChallengeParams = 32
-	// MaxEmptyListElements caps the empty list elements (",," or empty
+	// maxChallengeHeaderBytes caps the total length of all field lines.
+	maxChallengeHeaderBytes = 16 << 10
+	// maxChallenges caps the challenges in one header.
+	maxChallenges = 32
+	// maxChallengeParams caps the auth-params of one challenge.
+	maxChallengeParams = 32
+	// maxEmptyListElements caps the empty list elements (",," or empty
 	// field lines) that RFC 9110 §5.6.1.2 asks recipients to skip.
-	MaxEmptyListElements = 64
-)
-
-var (
-	// ErrMalformedChallenge is matched by the [SyntaxError] of a challenge
-	// that does not follow RFC 9110 §11. Such a challenge is never acted on.
-	ErrMalformedChallenge = errors.New("stepup: malformed challenge")
-	// ErrChallengeLimit is matched by the [LimitError] returned when a header
-	// exceeds one of the Max* limits of this package.
-	ErrChallengeLimit = errors.New("stepup: challenge header over limit")
+	maxEmptyListElements = 64
 )
 
 // SyntaxError describes why a challenge is malformed. It matches
@@ -70,19 +61,18 @@ func (e *SyntaxError) Error() string {
 // Is reports whether target is [ErrMalformedChallenge].
 func (e *SyntaxError) Is(target error) bool { return target == ErrMalformedChallenge }
 
-// LimitError reports the limit a header exceeded. It matches
-// [ErrChallengeLimit] with [errors.Is].
-type LimitError struct {
-	Limit string // the name of the constant, e.g. "MaxChallenges"
+// limitError reports the limit a header exceeded. It matches
+// [ErrChallengeLimit].
+type limitError struct {
+	Limit string // the limit's name, e.g. "MaxChallenges"
 	Max   int    // its value
 }
 
-func (e *LimitError) Error() string {
+func (e *limitError) Error() string {
 	return fmt.Sprintf("stepup: challenge header over limit %s (%d)", e.Limit, e.Max)
 }
 
-// Is reports whether target is [ErrChallengeLimit].
-func (e *LimitError) Is(target error) bool { return target == ErrChallengeLimit }
+func (e *limitError) Is(target error) bool { return target == ErrChallengeLimit }
 
 // Param is one auth-param of a [Challenge].
 type Param struct {
@@ -160,29 +150,31 @@ func writeParamValue(b *strings.Builder, v string) {
 	b.WriteByte('"')
 }
 
-// ParseChallenges parses every WWW-Authenticate field line of h (never only
-// the first, RFC 9110 §11.6.1).
-func ParseChallenges(h http.Header) ([]Challenge, error) {
-	// The key is spelled in canonical form so that the lookup does not
-	// allocate a canonical copy of it.
-	return ParseChallengeValues(h.Values("Www-Authenticate")...)
-}
-
-// ParseChallengeValues parses the field lines of a WWW-Authenticate or
-// Proxy-Authenticate header, in order.
+// ParseChallenges parses every WWW-Authenticate field line of h, in order
+// (never only the first, RFC 9110 §11.6.1).
 //
 // A malformed challenge is returned with its Err set and parsing resumes at
 // the next list element, so it never hides a well-formed challenge elsewhere
-// in the header. The error is non-nil only when the header exceeds a limit
-// (a [*LimitError]); the challenges read up to that point are returned with
-// it, and a caller should act on none of them.
-func ParseChallengeValues(values ...string) ([]Challenge, error) {
+// in the header. The error is non-nil only when the header exceeds a limit,
+// and then matches [ErrChallengeLimit]: more than 16 KiB in all, more than
+// 32 challenges, more than 32 auth-params in one challenge, or more than 64
+// empty list elements. The challenges read up to that point are returned
+// with it, and a caller should act on none of them.
+func ParseChallenges(h http.Header) ([]Challenge, error) {
+	// The key is spelled in canonical form so that the lookup does not
+	// allocate a canonical copy of it.
+	return parseChallengeValues(h.Values("Www-Authenticate")...)
+}
+
+// parseChallengeValues parses the field lines of a WWW-Authenticate header,
+// in order, as [ParseChallenges] says.
+func parseChallengeValues(values ...string) ([]Challenge, error) {
 	total := 0
 	for _, v := range values {
 		total += len(v)
 	}
-	if total > MaxChallengeHeaderBytes {
-		return nil, &LimitError{Limit: "MaxChallengeHeaderBytes", Max: MaxChallengeHeaderBytes}
+	if total > maxChallengeHeaderBytes {
+		return nil, &limitError{Limit: "MaxChallengeHeaderBytes", Max: maxChallengeHeaderBytes}
 	}
 	p := parser{cur: -1}
 	var err error
@@ -237,9 +229,9 @@ func (p *parser) open(scheme string) error {
 		p.challenges, p.params = a.challenges[:0], a.params[:0]
 	}
 	p.close()
-	if len(p.challenges) == MaxChallenges {
+	if len(p.challenges) == maxChallenges {
 		p.cur = -1
-		return &LimitError{Limit: "MaxChallenges", Max: MaxChallenges}
+		return &limitError{Limit: "MaxChallenges", Max: maxChallenges}
 	}
 	p.challenges = append(p.challenges, Challenge{Scheme: scheme})
 	p.cur = len(p.challenges) - 1
@@ -283,8 +275,8 @@ func (p *parser) addParam(off int, name, value string) error {
 			return p.fail(off, "duplicate parameter "+q.Name)
 		}
 	}
-	if len(p.params)-p.first == MaxChallengeParams {
-		return &LimitError{Limit: "MaxChallengeParams", Max: MaxChallengeParams}
+	if len(p.params)-p.first == maxChallengeParams {
+		return &limitError{Limit: "MaxChallengeParams", Max: maxChallengeParams}
 	}
 	p.params = append(p.params, Param{Name: name, Value: value})
 	return nil
@@ -292,8 +284,8 @@ func (p *parser) addParam(off int, name, value string) error {
 
 func (p *parser) countEmpty() error {
 	p.empty++
-	if p.empty > MaxEmptyListElements {
-		return &LimitError{Limit: "MaxEmptyListElements", Max: MaxEmptyListElements}
+	if p.empty > maxEmptyListElements {
+		return &limitError{Limit: "MaxEmptyListElements", Max: maxEmptyListElements}
 	}
 	return nil
 }
@@ -637,21 +629,21 @@ const byteClass = "" +
 	"\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04" +
 	"\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04"
 
-// OAuth auth-schemes.
+// The OAuth auth-schemes.
 const (
-	SchemeBearer = "Bearer" // RFC 6750
-	SchemeDPoP   = "DPoP"   // RFC 9449
+	schemeBearer = "Bearer" // RFC 6750
+	schemeDPoP   = "DPoP"   // RFC 9449
 )
 
-// OAuth error codes a protected resource puts in a challenge's error
-// parameter, and how the [Transport] answers each.
+// The error codes a protected resource puts in a challenge's error
+// parameter that the Transport answers (the package documentation's
+// behaviour table says how).
 const (
-	ErrorInvalidRequest                 = "invalid_request"                  // RFC 6750 §3.1: returned as is
-	ErrorInvalidToken                   = "invalid_token"                    // RFC 6750 §3.1: refresh, else re-authorize
-	ErrorInsufficientScope              = "insufficient_scope"               // RFC 6750 §3.1: escalate, never refresh
-	ErrorInsufficientUserAuthentication = "insufficient_user_authentication" // RFC 9470 §3: escalate with acr_values / max_age
-	ErrorInsufficientClaims             = "insufficient_claims"              // claims challenge (CAE): escalate with claims
-	ErrorUseDPoPNonce                   = "use_dpop_nonce"                   // RFC 9449 §9: replay with a fresh nonce
+	codeInvalidToken                   = "invalid_token"                    // RFC 6750 §3.1
+	codeInsufficientScope              = "insufficient_scope"               // RFC 6750 §3.1
+	codeInsufficientUserAuthentication = "insufficient_user_authentication" // RFC 9470 §3
+	codeInsufficientClaims             = "insufficient_claims"              // claims challenge (CAE)
+	codeUseDPoPNonce                   = "use_dpop_nonce"                   // RFC 9449 §9
 )
 
 // NoMaxAge is [OAuthChallenge.MaxAge] when the challenge carries no valid
@@ -662,8 +654,8 @@ const NoMaxAge = -1
 // (RFC 9449 §7.1) challenge, with the parameters of RFC 9470 (step-up),
 // RFC 9728 (resource metadata) and claims challenges.
 type OAuthChallenge struct {
-	Scheme           string // SchemeBearer or SchemeDPoP, whatever case was received
-	Error            string // error code, e.g. ErrorInsufficientScope; "" when absent
+	Scheme           string // "Bearer" or "DPoP", whatever case was received
+	Error            string // error code, e.g. "insufficient_scope"; "" when absent
 	ErrorDescription string // for developers, never for acting on
 	ErrorURI         string
 	Realm            string
@@ -685,28 +677,24 @@ type OAuthChallenge struct {
 	Algs []string
 }
 
-// ParamError reports an auth-param whose value breaks its specification, so
-// that the challenge must not be acted on. It matches
-// [ErrMalformedChallenge] with [errors.Is].
-type ParamError struct {
+// paramError reports an auth-param whose value breaks its specification,
+// so that the challenge must not be acted on. It matches
+// [ErrMalformedChallenge].
+type paramError struct {
 	Param  string
 	Reason string
 }
 
-func (e *ParamError) Error() string {
+func (e *paramError) Error() string {
 	return fmt.Sprintf("stepup: invalid %s parameter: %s", e.Param, e.Reason)
 }
 
-// Is reports whether target is [ErrMalformedChallenge].
-func (e *ParamError) Is(target error) bool { return target == ErrMalformedChallenge }
-
-// ErrNotOAuth is returned by [Challenge.OAuth] for schemes other than
-// Bearer and DPoP.
-var ErrNotOAuth = errors.New("stepup: not an OAuth challenge")
+func (e *paramError) Is(target error) bool { return target == ErrMalformedChallenge }
 
 // OAuth returns the typed view of a Bearer or DPoP challenge. It fails with
-// the challenge's own syntax error, with [ErrNotOAuth], or with a
-// [*ParamError] when scope, error or claims break their character sets
+// the challenge's own syntax error, with [ErrNotOAuth], or with an error
+// matching [ErrMalformedChallenge] when scope, error or claims break their
+// character sets
 // (RFC 6750 §3): such a challenge must not be acted on. An invalid
 // max_age is dropped rather than failing (RFC 9470 §3). Unknown parameters
 // are ignored (RFC 9110 §16.4.2).
@@ -714,7 +702,7 @@ func (c *Challenge) OAuth() (OAuthChallenge, error) {
 	if c.Err != nil {
 		return OAuthChallenge{}, c.Err
 	}
-	if !c.IsScheme(SchemeBearer) && !c.IsScheme(SchemeDPoP) {
+	if !c.IsScheme(schemeBearer) && !c.IsScheme(schemeDPoP) {
 		return OAuthChallenge{}, ErrNotOAuth
 	}
 	o := OAuthChallenge{Scheme: c.Scheme, MaxAge: NoMaxAge}
@@ -731,7 +719,7 @@ func (o *OAuthChallenge) set(p Param) error {
 	switch strings.ToLower(p.Name) {
 	case "error":
 		if !isErrorCode(p.Value) {
-			return &ParamError{Param: "error", Reason: "character outside RFC 6750 §3 set"}
+			return &paramError{Param: "error", Reason: "character outside RFC 6750 §3 set"}
 		}
 		o.Error = p.Value
 	case "error_description":
@@ -788,9 +776,9 @@ func decodeClaims(s string) (json.RawMessage, error) {
 			continue
 		}
 		if !json.Valid(b) {
-			return nil, &ParamError{Param: "claims", Reason: "not JSON after base64 decoding"}
+			return nil, &paramError{Param: "claims", Reason: "not JSON after base64 decoding"}
 		}
 		return b, nil
 	}
-	return nil, &ParamError{Param: "claims", Reason: "not base64"}
+	return nil, &paramError{Param: "claims", Reason: "not base64"}
 }

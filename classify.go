@@ -3,6 +3,7 @@ package stepup
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -62,31 +63,31 @@ func decide(status int, oc *OAuthChallenge, tokenSent, strict bool) verdict {
 			// authentication information.
 			return verdict{action: actEscalate, reason: ReasonAuthorizationRequired}
 		case status == http.StatusUnauthorized:
-			return verdict{action: actRefresh, reason: ReasonReauthorization, code: ErrorInvalidToken}
-		case len(oc.Scope) > 0 && isScheme(oc.Scheme, SchemeBearer) && !strict:
+			return verdict{action: actRefresh, reason: ReasonReauthorization, code: codeInvalidToken}
+		case len(oc.Scope) > 0 && isScheme(oc.Scheme, schemeBearer) && !strict:
 			// A 403 naming the scope needed, without error code: the MCP
 			// go-sdk server's RequireBearerToken answers so.
-			return verdict{action: actEscalate, reason: ReasonInsufficientScope, code: ErrorInsufficientScope}
+			return verdict{action: actEscalate, reason: ReasonInsufficientScope, code: codeInsufficientScope}
 		}
 		return verdict{why: "403 challenge without error code"}
-	case ErrorInvalidToken:
+	case codeInvalidToken:
 		if !tokenSent {
-			return verdict{action: actEscalate, reason: ReasonAuthorizationRequired, code: ErrorInvalidToken}
+			return verdict{action: actEscalate, reason: ReasonAuthorizationRequired, code: codeInvalidToken}
 		}
-		return verdict{action: actRefresh, reason: ReasonReauthorization, code: ErrorInvalidToken}
-	case ErrorInsufficientScope:
+		return verdict{action: actRefresh, reason: ReasonReauthorization, code: codeInvalidToken}
+	case codeInsufficientScope:
 		// Never a refresh: it cannot widen scope (RFC 6749 §6).
 		return verdict{action: actEscalate, reason: ReasonInsufficientScope, code: oc.Error}
-	case ErrorInsufficientUserAuthentication:
+	case codeInsufficientUserAuthentication:
 		// Never a refresh: acr and auth_time survive it (RFC 9470 §6.1).
 		return verdict{action: actEscalate, reason: ReasonUserAuthentication, code: oc.Error}
-	case ErrorInsufficientClaims:
+	case codeInsufficientClaims:
 		if oc.Claims == nil {
 			return verdict{why: "insufficient_claims without claims"}
 		}
 		return verdict{action: actEscalate, reason: ReasonClaims, code: oc.Error}
-	case ErrorUseDPoPNonce:
-		if !isScheme(oc.Scheme, SchemeDPoP) {
+	case codeUseDPoPNonce:
+		if !isScheme(oc.Scheme, schemeDPoP) {
 			return verdict{why: "use_dpop_nonce outside a DPoP challenge"}
 		}
 		return verdict{action: actDPoPNonce, reason: ReasonDPoPNonce, code: oc.Error}
@@ -97,7 +98,7 @@ func decide(status int, oc *OAuthChallenge, tokenSent, strict bool) verdict {
 // conformant reports whether status is the one RFC 6750 §3.1, RFC 9470 §3
 // and RFC 9449 §9 give for the error code acted on.
 func (v verdict) conformant(status int) bool {
-	if v.code == ErrorInsufficientScope {
+	if v.code == codeInsufficientScope {
 		return status == http.StatusForbidden
 	}
 	return status == http.StatusUnauthorized
@@ -116,7 +117,7 @@ type challenge struct {
 // returns the verdict alone, with its why, when nothing is to be done:
 // malformed or ambiguous challenges are never acted on (RFC 9110 §11.2,
 // RFC 6750 §3).
-func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*challenge, verdict) {
+func (t *Transport) classify(resp *http.Response, s *snapshot, originKey string) (*challenge, verdict) {
 	oc, why := pickOAuth(resp, s)
 	if why != "" {
 		return nil, verdict{why: why}
@@ -140,7 +141,7 @@ func (t *Transport) classify(resp *http.Response, s sent, originKey string) (*ch
 // scheme of the token s carried, or why there is none. A 401 without any
 // challenge gives an empty OAuth view: it breaks RFC 9110 §11.6.1 but still
 // says that authorization is needed.
-func pickOAuth(resp *http.Response, s sent) (OAuthChallenge, string) {
+func pickOAuth(resp *http.Response, s *snapshot) (OAuthChallenge, string) {
 	if len(resp.Header["Www-Authenticate"]) == 0 {
 		return OAuthChallenge{MaxAge: NoMaxAge}, ""
 	}
@@ -148,7 +149,7 @@ func pickOAuth(resp *http.Response, s sent) (OAuthChallenge, string) {
 	if err != nil {
 		return OAuthChallenge{}, err.Error()
 	}
-	scheme := SchemeBearer
+	scheme := schemeBearer
 	if s.tok != nil {
 		scheme = s.tok.Type()
 	}
@@ -171,10 +172,10 @@ func pick(cs []Challenge, scheme string) (*Challenge, string) {
 	chosen := scheme
 	if !hasScheme(cs, scheme) {
 		switch {
-		case hasScheme(cs, SchemeBearer):
-			chosen = SchemeBearer
-		case hasScheme(cs, SchemeDPoP):
-			chosen = SchemeDPoP
+		case hasScheme(cs, schemeBearer):
+			chosen = schemeBearer
+		case hasScheme(cs, schemeDPoP):
+			chosen = schemeDPoP
 		default:
 			return nil, "no Bearer or DPoP challenge"
 		}
@@ -212,7 +213,7 @@ func hasScheme(cs []Challenge, scheme string) bool {
 
 // dpopNonce returns the nonce of a use_dpop_nonce challenge, or why it is
 // not answered.
-func (t *Transport) dpopNonce(resp *http.Response, s sent) (string, string) {
+func (t *Transport) dpopNonce(resp *http.Response, s *snapshot) (string, string) {
 	if t.DPoPNonce == nil && s.dpop == nil {
 		return "", "use_dpop_nonce to a token not bound by WithDPoP, and no DPoPNonce hook"
 	}
@@ -251,4 +252,54 @@ func (c *challenge) attrs(url string) []slog.Attr {
 		slog.String("treated_as", c.code),
 		slog.String("remedy", c.action.String()),
 	}
+}
+
+// Reason is what a challenge asks for, as stepup concluded from its error
+// code and status: why an [Escalator] is asked for a new authorization, or
+// why a [*ChallengeError] could not cure the challenge.
+type Reason int
+
+// The reasons, one per remedy of the behaviour table in the package
+// documentation.
+const (
+	// ReasonAuthorizationRequired: a 401 to a request that carried no
+	// token (RFC 6750 §3.1).
+	ReasonAuthorizationRequired Reason = iota + 1
+	// ReasonReauthorization: the token was rejected (invalid_token, or a
+	// 401 without error code after a token was sent, RFC 6750 §3.1). It
+	// is refreshed when it can be; an Escalator sees this reason when it
+	// cannot: no refresh token, or the grant is gone (invalid_grant).
+	ReasonReauthorization
+	// ReasonInsufficientScope: insufficient_scope (RFC 6750 §3.1): the
+	// token needs more scope, which only a new authorization can grant.
+	ReasonInsufficientScope
+	// ReasonUserAuthentication: insufficient_user_authentication
+	// (RFC 9470): the user must authenticate again, per ACRValues and
+	// MaxAge.
+	ReasonUserAuthentication
+	// ReasonClaims: insufficient_claims: the token must carry the Claims
+	// of the challenge.
+	ReasonClaims
+	// ReasonDPoPNonce: use_dpop_nonce (RFC 9449 §9): the DPoP proof must
+	// carry the resource server's nonce. Never escalated.
+	ReasonDPoPNonce
+)
+
+// String returns the reason in words, e.g. "insufficient scope".
+func (r Reason) String() string {
+	switch r {
+	case ReasonAuthorizationRequired:
+		return "authorization required"
+	case ReasonReauthorization:
+		return "re-authorization"
+	case ReasonInsufficientScope:
+		return "insufficient scope"
+	case ReasonUserAuthentication:
+		return "user authentication"
+	case ReasonClaims:
+		return "claims"
+	case ReasonDPoPNonce:
+		return "DPoP nonce"
+	}
+	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }

@@ -16,16 +16,19 @@
 // attaches the token of its [TokenSource] to requests for the resource's
 // origin, reads the challenges of 401 and 403 responses ([ParseChallenges]),
 // decides what each calls for, and replays the request once it is remedied.
-// It is policy only: the [TokenSource] is the one authority for the
-// resource's grant. It holds the token, the scopes requested and granted,
-// and how to refresh; it runs at most one refresh per token and one
-// escalation at a time for the resource, and remembers the challenges that
-// were declined or came straight back, so that any number of Transports
-// (and [golang.org/x/oauth2.Transport]s) sharing it share one set of
-// remedies. An [Escalator], which you supply, obtains new authorizations:
-// typically an authorization code flow with PKCE that asks the user to
-// consent (package authcode), or, for a service with no person, a client
-// credentials, JWT bearer or enterprise-managed grant (package grants).
+// The [TokenSource] is the one authority for the resource's grant. It holds
+// the token, the scopes requested and granted, how to refresh, and the
+// escalation policy: the [Escalator] you supply ([WithEscalator]), which
+// obtains new authorizations (typically an authorization code flow with
+// PKCE that asks the user to consent, package authcode, or, for a service
+// with no person, a client credentials, JWT bearer or enterprise-managed
+// grant, package grants), and the guard's bounds. It runs the remedies, so
+// that any number of Transports (and [golang.org/x/oauth2.Transport]s)
+// sharing it share one set of remedies and one policy, whichever asks
+// first:
+//
+//	ts, _ := stepup.NewTokenSource(resource, nil, stepup.WithEscalator(esc))
+//	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 //
 // # A request's path
 //
@@ -69,8 +72,9 @@
 // [ErrExhausted] (RFC 9110 §15.5.2). A request is replayed at most
 // [Transport.MaxReplays] times. Across requests, a challenge that came
 // straight back after its escalation, and one the user declined, are not
-// escalated again for [Transport.ExhaustedTTL] unless the granted scopes
-// change: requests drawing it fail at once with the same typed error.
+// escalated again for the source's [WithExhaustedTTL] (10 minutes unless
+// set) unless the granted scopes change: requests drawing it fail at once
+// with the same typed error ([ErrExhausted], [ErrDeclined]).
 //
 // # Concurrency and timeouts
 //
@@ -80,8 +84,8 @@
 // resource: requests that draw the same challenge share it; a request that
 // draws another waits for it, then asks only if the new grant does not
 // cure its challenge, for the union of that grant and its challenge. An
-// escalation does not end with the request that started it: see
-// [Transport.EscalationTimeout].
+// escalation does not end with the request that started it either: see
+// [WithEscalationTimeout]. No lock is held while a request is in flight.
 //
 // # Sender-constrained tokens
 //

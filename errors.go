@@ -15,7 +15,7 @@ import (
 // challenge was not cured.
 var (
 	// ErrDeclined says that the user or the authorization server refused
-	// an escalation, now or within [Transport.ExhaustedTTL] before for the
+	// an escalation, now or within [WithExhaustedTTL] before for the
 	// same challenge. Return an error wrapping it from an [Escalator] when
 	// the user refused (access_denied, RFC 9470
 	// unmet_authentication_requirements).
@@ -24,7 +24,7 @@ var (
 	// ErrExhausted says that a challenge came back after its remedy: the
 	// same request drew it again with the token the remedy produced (RFC
 	// 9110 §15.5.2), or it did so on an earlier request within
-	// [Transport.ExhaustedTTL] and the granted scopes have not changed
+	// [WithExhaustedTTL] and the granted scopes have not changed
 	// since. Another remedy would only ask the user again in a loop.
 	ErrExhausted = errors.New("stepup: challenge came back after its remedy")
 
@@ -47,6 +47,41 @@ var (
 	ErrRefreshFailed = errors.New("stepup: token refresh failed")
 )
 
+// Errors of the [TokenSource].
+var (
+	// ErrNoToken is returned by [TokenSource.Token] while the source holds
+	// no token yet: the first authorization has not happened.
+	ErrNoToken = errors.New("stepup: no token yet")
+	// ErrNoRefreshToken says that a rejected token could not be refreshed:
+	// it carries no refresh token, or the source has no way to refresh
+	// (see [WithOAuth2Config], [WithRefreshFunc] and [Grant.Refresh]).
+	ErrNoRefreshToken = errors.New("stepup: no refresh token")
+	// ErrInvalidGrant says that the authorization server refused a
+	// refresh token (invalid_grant, RFC 6749 §5.2): it expired, was
+	// revoked or was used before. The grant is gone; a [Transport] asks
+	// the source's [Escalator] for a new authorization.
+	ErrInvalidGrant = errors.New("stepup: refresh token refused (invalid_grant)")
+)
+
+// Errors of the challenge parser.
+var (
+	// ErrMalformedChallenge is matched by the [SyntaxError] of a challenge
+	// that does not follow RFC 9110 §11. Such a challenge is never acted on.
+	ErrMalformedChallenge = errors.New("stepup: malformed challenge")
+	// ErrChallengeLimit is matched by the error of [ParseChallenges] when
+	// a header exceeds one of its limits.
+	ErrChallengeLimit = errors.New("stepup: challenge header over limit")
+	// ErrNotOAuth is returned by [Challenge.OAuth] for schemes other than
+	// Bearer and DPoP.
+	ErrNotOAuth = errors.New("stepup: not an OAuth challenge")
+)
+
+var errNoSource = errors.New("stepup: Transport.Source is nil")
+
+// errFlightExited is the error of a flight whose function never returned:
+// it ended its goroutine with runtime.Goexit, as t.FailNow does.
+var errFlightExited = errors.New("stepup: the remedy ended its goroutine without returning (runtime.Goexit)")
+
 // ChallengeError is the error [Transport.RoundTrip] returns when it
 // answered a challenge and could not cure it: the [Escalator] failed or the
 // user declined, a refresh failed, or the guard stopped a remedy that had
@@ -54,10 +89,7 @@ var (
 // this package or the Escalator's error, so that [errors.Is](err,
 // [ErrDeclined]) tells a refusal from a failure. Its message never
 // contains a token, and [CheckRetry] never retries it.
-//
-// The challenged response has been closed. A challenge stepup does not act
-// on (malformed, from another origin, an error code it does not answer, no
-// Escalator to ask) comes back as the response itself, not as an error.
+// The challenged response has been closed.
 type ChallengeError struct {
 	// Status is the status code of the challenged response.
 	Status int

@@ -3,11 +3,12 @@ package stepup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -28,7 +29,7 @@ import (
 // unmet_authentication_requirements): the challenge is then not escalated
 // again for a while. ctx keeps the values of the context of the request
 // that started the escalation, but not its cancellation: see
-// [Transport.EscalationTimeout].
+// [WithEscalationTimeout].
 //
 // Make the Escalator's own requests (metadata, token endpoint) with a
 // client of its own, not through a Transport of the same source: one
@@ -70,56 +71,6 @@ type Grant struct {
 	// Issuer is the issuer identifier (RFC 8414 §2) of the authorization
 	// server that issued Token, when known.
 	Issuer string
-}
-
-// Reason is what a challenge asks for, as stepup concluded from its error
-// code and status: why an [Escalator] is asked for a new authorization, or
-// why a [*ChallengeError] could not cure the challenge.
-type Reason int
-
-// The reasons, one per remedy of the behaviour table in the package
-// documentation.
-const (
-	// ReasonAuthorizationRequired: a 401 to a request that carried no
-	// token (RFC 6750 §3.1).
-	ReasonAuthorizationRequired Reason = iota + 1
-	// ReasonReauthorization: the token was rejected (invalid_token, or a
-	// 401 without error code after a token was sent, RFC 6750 §3.1). It
-	// is refreshed when it can be; an Escalator sees this reason when it
-	// cannot: no refresh token, or the grant is gone (invalid_grant).
-	ReasonReauthorization
-	// ReasonInsufficientScope: insufficient_scope (RFC 6750 §3.1): the
-	// token needs more scope, which only a new authorization can grant.
-	ReasonInsufficientScope
-	// ReasonUserAuthentication: insufficient_user_authentication
-	// (RFC 9470): the user must authenticate again, per ACRValues and
-	// MaxAge.
-	ReasonUserAuthentication
-	// ReasonClaims: insufficient_claims: the token must carry the Claims
-	// of the challenge.
-	ReasonClaims
-	// ReasonDPoPNonce: use_dpop_nonce (RFC 9449 §9): the DPoP proof must
-	// carry the resource server's nonce. Never escalated.
-	ReasonDPoPNonce
-)
-
-// String returns the reason in words, e.g. "insufficient scope".
-func (r Reason) String() string {
-	switch r {
-	case ReasonAuthorizationRequired:
-		return "authorization required"
-	case ReasonReauthorization:
-		return "re-authorization"
-	case ReasonInsufficientScope:
-		return "insufficient scope"
-	case ReasonUserAuthentication:
-		return "user authentication"
-	case ReasonClaims:
-		return "claims"
-	case ReasonDPoPNonce:
-		return "DPoP nonce"
-	}
-	return "Reason(" + strconv.Itoa(int(r)) + ")"
 }
 
 // EscalationRequest is what an [Escalator] learns about the challenge it is
@@ -211,4 +162,262 @@ func (r EscalationRequest) LogValue() slog.Value {
 		slog.String("resource", r.Resource),
 		slog.String("resource_metadata", r.ResourceMetadata),
 	)
+}
+
+// How the source runs escalations: one at a time for the resource, shared
+// by the requests that draw the same challenge.
+
+// escalation is the one escalation a source runs at a time.
+type escalation struct {
+	key      challengeKey
+	grantSeq uint64        // the grant it started from
+	timeout  time.Duration // the source's escalation timeout when it started
+	done     chan struct{}
+	// Set before done is closed: the outcome, and whether the grant was
+	// installed. A grant is not installed when a newer one arrived while
+	// the Escalator ran.
+	err       error
+	installed bool
+}
+
+// escalationCall is what a Transport asks of the source: a new
+// authorization for the challenge key drawn by a request that carried
+// generation sent.
+type escalationCall struct {
+	t    *Transport // whose Logger hears of the escalation
+	key  challengeKey
+	sent uint64
+	// req is what the Escalator gets; the source fills in Scopes when the
+	// escalation starts, from the grant then current.
+	req *EscalationRequest
+}
+
+// curedBy reports whether a grant newer than the one the request carried,
+// with the granted scopes, may cure the challenge: replaying with it costs
+// one request, asking again costs a person's time. Only a scope challenge
+// says what it needs; for any other, a newer token is worth a try.
+func (c *escalationCall) curedBy(granted Scopes) bool {
+	if c.req.Reason == ReasonInsufficientScope && len(c.req.ChallengedScopes) > 0 {
+		return granted.ContainsAll(c.req.ChallengedScopes)
+	}
+	return true
+}
+
+// escalate obtains a grant that answers call's challenge. It returns
+// escalated false and no error when a newer token may cure the challenge
+// already, or arrived while the Escalator ran: replay with it. Otherwise
+// it runs the Escalator, or waits for the escalation under way: when that
+// one is for the same challenge, its outcome is the caller's too; when it
+// is for another one, the caller looks again once it ends, since the new
+// grant may cure its challenge, and starts an escalation of its own, for
+// the union of the scopes of the new grant and its challenge, only if not.
+// So a person sees one prompt at a time, and never one for scopes already
+// granted.
+//
+// It fails with ctx's error if ctx ends first, or with the guard's or the
+// escalation's error.
+func (s *TokenSource) escalate(ctx context.Context, call *escalationCall) (escalated bool, err error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err // never start what nobody waits for
+		}
+		f, start, err := s.joinEscalation(call)
+		if err != nil || f == nil {
+			return false, err
+		}
+		if start {
+			go s.runEscalation(ctx, f, call)
+		} else {
+			call.t.event(ctx, slog.LevelDebug, "stepup: waiting for an escalation in progress", slog.String("url", redactedURL(call.req.Request)))
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		if f.key == call.key {
+			return f.installed, f.err
+		}
+	}
+}
+
+// joinEscalation returns the escalation to wait for, and whether the caller
+// must start it, or nil when a newer token may cure the challenge, or the
+// guard's reason to stop.
+func (s *TokenSource) joinEscalation(call *escalationCall) (*escalation, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.snap.Load(); cur.gen != call.sent && cur.tok != nil && call.curedBy(s.granted) {
+		return nil, false, nil
+	}
+	if f := s.escalated; f != nil {
+		return f, false, nil
+	}
+	accepted := call.sent != 0 && s.accepted.Load() >= call.sent
+	if err := s.guard.blocked(call.key, call.sent, accepted, s.granted.sortedKey(), time.Now(), s.exhaustedTTL); err != nil {
+		return nil, false, err
+	}
+	call.req.Scopes = s.requested.Union(s.granted, call.req.ChallengedScopes)
+	call.req.Issuer = s.issuer
+	f := &escalation{key: call.key, grantSeq: s.grantSeq, timeout: s.escalationTimeout, done: make(chan struct{})}
+	s.escalated = f
+	return f, true, nil
+}
+
+// runEscalation runs the escalation f on a goroutine of its own, with the
+// values of the starting caller's context but not its cancellation, as
+// [WithEscalationTimeout] says. The flight
+// is ended in a deferred call: a panic outside the Escalator (in a Logger,
+// say) becomes an error, and a runtime.Goexit in the Escalator, which skips
+// the rest, ends it with errFlightExited.
+func (s *TokenSource) runEscalation(parent context.Context, f *escalation, call *escalationCall) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), f.timeout)
+	err := errFlightExited // unless escalateOnce returns
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stepup: panic: %v", r)
+		}
+		cancel()
+		s.endEscalation(ctx, f, call, err)
+	}()
+	err = s.escalateOnce(ctx, f, call)
+}
+
+// escalateOnce calls the Escalator and installs its grant. With a store,
+// it runs alone across everyone sharing it, and takes the grant saved there
+// instead when another source got one that may cure the challenge.
+func (s *TokenSource) escalateOnce(ctx context.Context, f *escalation, call *escalationCall) error {
+	return s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		if usable(saved) && saved.Token.Valid() && call.curedBy(saved.Granted) && s.adoptSaved(saved, call.req.RejectedToken) {
+			f.installed = true
+			return nil, nil
+		}
+		call.t.event(ctx, slog.LevelInfo, "stepup: escalation start", slog.Any("request", call.req))
+		g, err := callEscalator(ctx, s.escalator, call.req)
+		if err != nil {
+			return nil, err
+		}
+		if g == nil || g.Token == nil || g.Token.AccessToken == "" {
+			return nil, errors.New("the Escalator returned no access token")
+		}
+		return s.installGrant(f, call, g), nil
+	})
+}
+
+// installGrant installs the grant g of the escalation f and returns what the
+// store keeps of it, or nil when a newer grant arrived while the Escalator
+// ran (Set, say): an escalation never replaces a grant it did not see, and
+// its waiters replay with that one.
+func (s *TokenSource) installGrant(f *escalation, call *escalationCall, g *Grant) *SavedGrant {
+	requested := call.req.Scopes
+	if g.Scopes != nil {
+		requested = g.Scopes
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grantSeq != f.grantSeq {
+		return nil
+	}
+	if g.Refresh != nil {
+		s.refresh, s.goneGen = g.Refresh, 0
+	}
+	if g.Issuer != "" {
+		s.issuer = g.Issuer
+	}
+	gen := s.installLocked(g.Token, requested, true)
+	s.guard.escalated(f.key, gen, s.granted.sortedKey(), time.Now())
+	f.installed = true
+	return s.savedLocked()
+}
+
+// endEscalation ends the escalation f with err and tells its waiters.
+func (s *TokenSource) endEscalation(ctx context.Context, f *escalation, call *escalationCall, err error) {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("stepup: escalation timed out after %v: %w", f.timeout, err)
+	}
+	s.mu.Lock()
+	if errors.Is(err, ErrDeclined) {
+		s.guard.declined(f.key, s.granted.sortedKey(), time.Now())
+	}
+	granted := s.granted.String()
+	s.escalated = nil
+	f.err = err
+	close(f.done)
+	s.mu.Unlock()
+
+	attrs := []slog.Attr{slog.String("reason", call.req.Reason.String())}
+	switch {
+	case err == nil && !f.installed:
+		attrs = append(attrs, slog.String("outcome", "dropped: a newer grant was installed meanwhile"))
+	case err == nil:
+		attrs = append(attrs, slog.String("outcome", "ok"), slog.String("granted", granted))
+	case errors.Is(err, ErrDeclined):
+		attrs = append(attrs, slog.String("outcome", "declined"), slog.String("error", redact(err.Error(), call.req.RejectedToken)))
+	default:
+		attrs = append(attrs, slog.String("outcome", "failed"), slog.String("error", redact(err.Error(), call.req.RejectedToken)))
+	}
+	call.t.event(ctx, slog.LevelInfo, "stepup: escalation end", attrs...)
+}
+
+// callEscalator calls e, turning a panic into an error.
+func callEscalator(ctx context.Context, e Escalator, er *EscalationRequest) (g *Grant, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("the Escalator panicked: %v", r)
+		}
+	}()
+	return e.Escalate(ctx, er)
+}
+
+// The Transport's side: what a request whose challenge needs a new
+// authorization asks of the source.
+
+// escalate asks the source for a new authorization, run by the source's
+// Escalator unless an escalation for the same challenge is under way.
+func (rt *roundTrip) escalate(ctx context.Context, c *challenge, s *snapshot) error {
+	if rt.ts.escalator == nil {
+		return nil // let through for a newer token only: replay with it
+	}
+	call := &escalationCall{t: rt.t, key: c.key, sent: s.gen, req: rt.escalationRequest(ctx, c, s)}
+	escalated, err := rt.ts.escalate(ctx, call)
+	if err != nil {
+		return err
+	}
+	if escalated {
+		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
+	} else {
+		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
+	}
+	return nil
+}
+
+// escalationRequest builds what the Escalator sees, but for the scopes,
+// which the source fills in when the escalation starts.
+func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s *snapshot) *EscalationRequest {
+	oc := &c.oauth
+	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, rt.t.AllowCrossOriginMetadata)
+	if why != "" {
+		rt.t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused", append(c.attrs(rt.where()), slog.String("why", why))...)
+	}
+	r := rt.req.Clone(ctx)
+	r.Body, r.GetBody = nil, nil
+	r.Header.Del("Authorization")
+	var rejected *oauth2.Token
+	if s.tok != nil {
+		cp := *s.tok
+		rejected = &cp
+	}
+	return &EscalationRequest{
+		Reason:           c.reason,
+		Challenge:        *oc,
+		ChallengedScopes: oc.Scope,
+		ACRValues:        oc.ACRValues,
+		MaxAge:           oc.MaxAge,
+		Claims:           oc.Claims,
+		Resource:         rt.ts.resource,
+		ResourceMetadata: meta,
+		RejectedToken:    rejected,
+		Request:          r,
+		DPoP:             rt.ts.dpopConfig(),
+	}
 }

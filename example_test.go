@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/oauth2"
@@ -63,19 +64,20 @@ func ExampleTransport() {
 // the scopes requested, granted and challenged; the Transport installs the
 // token it returns and replays the request. A real Escalator runs an
 // authorization code flow and asks the user.
-func ExampleTransport_escalator() {
+func ExampleWithEscalator() {
 	api := exampleAPI()
 	defer api.Close()
 
-	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"}, stepup.WithScopes("files:read"))
-	if err != nil {
-		log.Fatal(err)
-	}
 	escalator := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		fmt.Printf("escalating (%s): requesting %q\n", req.Reason, req.Scopes)
 		return &stepup.Grant{Token: &oauth2.Token{AccessToken: "write-token"}}, nil
 	})
-	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
+	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"},
+		stepup.WithScopes("files:read"), stepup.WithEscalator(escalator))
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 
 	resp, err := client.Get(api.URL + "/files/write")
 	if err != nil {
@@ -98,18 +100,18 @@ func ExampleCheckRetry() {
 	api := exampleAPI()
 	defer api.Close()
 
-	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"})
-	if err != nil {
-		log.Fatal(err)
-	}
 	asked := 0
 	decline := stepup.EscalatorFunc(func(ctx context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		asked++
 		return nil, fmt.Errorf("the user closed the consent page: %w", stepup.ErrDeclined)
 	})
+	ts, err := stepup.NewTokenSource(api.URL, &oauth2.Token{AccessToken: "read-token"}, stepup.WithEscalator(decline))
+	if err != nil {
+		log.Fatal(err)
+	}
 	client := retryablehttp.NewClient()
 	client.Logger = nil
-	client.HTTPClient = &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: decline}}
+	client.HTTPClient = &http.Client{Transport: &stepup.Transport{Source: ts}}
 	client.CheckRetry = stepup.CheckRetry(retryablehttp.DefaultRetryPolicy)
 
 	_, err = client.Get(api.URL + "/files/write")
@@ -134,12 +136,12 @@ func ExampleNewTokenSource() {
 	defer tokenEndpoint.Close()
 	cfg := &oauth2.Config{ClientID: "cli", Endpoint: oauth2.Endpoint{TokenURL: tokenEndpoint.URL, AuthStyle: oauth2.AuthStyleInParams}}
 
-	expired := &oauth2.Token{AccessToken: "old-token", RefreshToken: "refresh-1"}
+	expired := &oauth2.Token{AccessToken: "old-token", RefreshToken: "refresh-1", Expiry: time.Now().Add(-time.Minute)}
 	ts, err := stepup.NewTokenSource("https://api.example.com/mcp", expired, stepup.WithOAuth2Config(cfg))
 	if err != nil {
 		log.Fatal(err)
 	}
-	tok, err := ts.Refresh(context.Background(), expired) // as after a 401 invalid_token
+	tok, err := ts.Token() // as a request finds it expired
 	if err != nil {
 		log.Fatal(err)
 	}

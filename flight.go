@@ -2,7 +2,6 @@ package stepup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -23,9 +22,8 @@ type flightGroup[K comparable] struct {
 }
 
 type flight struct {
-	done    chan struct{}
-	err     error // set before done is closed
-	callers int   // callers that asked for it, guarded by the group's mu
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // do runs fn once for the concurrent callers with key and returns its
@@ -47,7 +45,6 @@ func (g *flightGroup[K]) do(ctx context.Context, key K, fn func(context.Context)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 		go g.run(fctx, cancel, key, f, fn)
 	}
-	f.callers++
 	g.mu.Unlock()
 
 	select {
@@ -57,10 +54,6 @@ func (g *flightGroup[K]) do(ctx context.Context, key K, fn func(context.Context)
 		return ctx.Err()
 	}
 }
-
-// errFlightExited is the error of a flight whose function never returned:
-// it ended its goroutine with runtime.Goexit, as t.FailNow does.
-var errFlightExited = errors.New("stepup: the remedy ended its goroutine without returning (runtime.Goexit)")
 
 // run calls fn and ends the flight f with its result. fn runs user code on
 // a goroutine of ours, so the flight is ended in a deferred call: a panic,

@@ -12,19 +12,29 @@ import (
 	"go.uber.org/goleak"
 )
 
-// waitCallers returns once n callers have asked for the flight of key. It
-// yields rather than sleeps: the callers are goroutines about to block.
-func waitCallers[K comparable](g *flightGroup[K], key K, n int) {
-	for {
-		g.mu.Lock()
-		f := g.flights[key]
-		got := f != nil && f.callers >= n
-		g.mu.Unlock()
-		if got {
-			return
-		}
+// joins counts the callers that have joined a flight: do reads its
+// caller's Done once, after joining the flight and right before blocking.
+type joins struct{ n atomic.Int32 }
+
+// ctx returns a context for one caller, counted by j once it has joined.
+func (j *joins) ctx() context.Context { return joinCounted{context.Background(), j} }
+
+// wait returns once n callers have joined. It yields rather than sleeps:
+// the callers are goroutines about to block.
+func (j *joins) wait(n int) {
+	for j.n.Load() < int32(n) {
 		runtime.Gosched()
 	}
+}
+
+type joinCounted struct {
+	context.Context
+	j *joins
+}
+
+func (c joinCounted) Done() <-chan struct{} {
+	c.j.n.Add(1)
+	return c.Context.Done()
 }
 
 func TestFlightGroupSharesOneCall(t *testing.T) {
@@ -39,10 +49,11 @@ func TestFlightGroupSharesOneCall(t *testing.T) {
 	}
 	const n = 50
 	errs := make(chan error, n)
+	var j joins
 	for range n {
-		go func() { errs <- g.do(context.Background(), "k", fn) }()
+		go func() { errs <- g.do(j.ctx(), "k", fn) }()
 	}
-	waitCallers(&g, "k", n)
+	j.wait(n)
 	close(release)
 	for range n {
 		assert.EqualError(t, recvWithin(t, errs), "shared")
@@ -80,8 +91,9 @@ func TestFlightGroupOutlivesItsCallers(t *testing.T) {
 	assert.WithinDuration(t, time.Now().Add(time.Minute), deadline, 10*time.Second)
 
 	second := make(chan error, 1)
-	go func() { second <- g.do(context.Background(), 1, fn) }()
-	waitCallers(&g, 1, 2)
+	var j joins
+	go func() { second <- g.do(j.ctx(), 1, fn) }()
+	j.wait(1)
 	close(release)
 	assert.NoError(t, recvWithin(t, second))
 	assert.Equal(t, int32(1), calls.Load())
@@ -115,10 +127,11 @@ func TestFlightGroupGoexit(t *testing.T) {
 		return nil
 	}
 	errs := make(chan error, 2)
+	var j joins
 	for range 2 {
-		go func() { errs <- g.do(context.Background(), "k", fn) }()
+		go func() { errs <- g.do(j.ctx(), "k", fn) }()
 	}
-	waitCallers(&g, "k", 2)
+	j.wait(2)
 	close(release)
 	for range 2 {
 		assert.ErrorIs(t, recvWithin(t, errs), errFlightExited)

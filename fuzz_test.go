@@ -179,17 +179,6 @@ func FuzzTransport(f *testing.F) {
 			}
 		}
 		var refreshes atomic.Int32
-		ts, err := stepup.NewTokenSource(fuzzResource, first, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token, string) (*oauth2.Token, error) {
-			refreshes.Add(1)
-			switch {
-			case flags&fzRefreshFails != 0 && flags&fzRefreshDown != 0:
-				return nil, errors.New("token endpoint: 503 Service Unavailable")
-			case flags&fzRefreshFails != 0:
-				return nil, fmt.Errorf("token endpoint: %w", stepup.ErrInvalidGrant)
-			}
-			return mint("refreshed"), nil
-		}))
-		require.NoError(t, err)
 
 		var escMu sync.Mutex
 		var escalations []fuzzEscalation
@@ -211,11 +200,21 @@ func FuzzTransport(f *testing.F) {
 			}
 			return tk, nil
 		})
+		ts, err := stepup.NewTokenSource(fuzzResource, first, stepup.WithRefreshFunc(func(context.Context, *oauth2.Token, string) (*oauth2.Token, error) {
+			refreshes.Add(1)
+			switch {
+			case flags&fzRefreshFails != 0 && flags&fzRefreshDown != 0:
+				return nil, errors.New("token endpoint: 503 Service Unavailable")
+			case flags&fzRefreshFails != 0:
+				return nil, fmt.Errorf("token endpoint: %w", stepup.ErrInvalidGrant)
+			}
+			return mint("refreshed"), nil
+		}), stepup.WithEscalator(escalator))
+		require.NoError(t, err)
 		var nonces atomic.Int32
 		tr := &stepup.Transport{
 			Base:                     srv,
 			Source:                   ts,
-			Escalator:                escalator,
 			MaxReplays:               [...]int{0, -1, 1, 3}[flags>>fzReplayShift&3],
 			AllowCrossOriginMetadata: flags&fzCrossOrigin != 0,
 			DPoPNonce:                func(*http.Request, string) error { nonces.Add(1); return nil },
@@ -416,17 +415,17 @@ func FuzzResourceMetadata(f *testing.F) {
 			t.Skip("cannot be sent in a quoted-string")
 		}
 		resource := resources[int(which)%len(resources)]
-		ts, err := stepup.NewTokenSource(resource, &oauth2.Token{AccessToken: "at"})
+		var seen []string
+		ts, err := stepup.NewTokenSource(resource, &oauth2.Token{AccessToken: "at"},
+			stepup.WithEscalator(tokenEscalator(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
+				seen = append(seen, req.ResourceMetadata)
+				return nil, stepup.ErrDeclined
+			})))
 		require.NoError(t, err)
 		srv := &hostileStatic{status: http.StatusForbidden, header: http.Header{
 			"Www-Authenticate": {`Bearer error="insufficient_scope", scope="more", resource_metadata=` + quoted},
 		}}
-		var seen []string
-		tr := &stepup.Transport{Base: srv, Source: ts, AllowCrossOriginMetadata: crossOrigin,
-			Escalator: tokenEscalator(func(_ context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
-				seen = append(seen, req.ResourceMetadata)
-				return nil, stepup.ErrDeclined
-			})}
+		tr := &stepup.Transport{Base: srv, Source: ts, AllowCrossOriginMetadata: crossOrigin}
 		req, err := http.NewRequest(http.MethodGet, resource, nil)
 		require.NoError(t, err)
 

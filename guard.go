@@ -140,3 +140,11 @@ func (g *guard) evictOldest() {
 	}
 	delete(g.memos, oldest)
 }
+
+// markSpent records that key came back right after its escalation, in the
+// request that escalated it.
+func (s *TokenSource) markSpent(key challengeKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.guard.spent(key, s.granted.sortedKey(), time.Now())
+}

@@ -50,7 +50,7 @@ func TestHostileEndless403NewScopeEachTime(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "base"), stepup.WithScopes("base")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "base"), stepup.WithScopes("base"), stepup.WithEscalator(esc)))
 	c := &http.Client{Transport: tr}
 
 	const requests = 10
@@ -100,7 +100,7 @@ func TestHostilePingPong401And403ManyRequests(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 	tr.MaxReplays = 10
 	c := &http.Client{Transport: tr}
 
@@ -145,7 +145,7 @@ func TestHostileIdenticalBare401RemediedOnce(t *testing.T) {
 				rw.WriteHeader(http.StatusUnauthorized)
 			})
 			esc := newEscalator(w)
-			c := &http.Client{Transport: w.transport(w.source(nil), esc)}
+			c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithEscalator(esc)))}
 
 			ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
@@ -218,7 +218,7 @@ func TestHostileHugeChallengeHeaderIgnored(t *testing.T) {
 			})
 			esc := newEscalator(w)
 			tap := newLogTap()
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.Logger = slog.New(tap)
 
 			resp, err := w.get(&http.Client{Transport: tr}, "/x")
@@ -239,14 +239,14 @@ func TestHostileHugeChallengeHeaderIgnored(t *testing.T) {
 	t.Run("work", func(t *testing.T) {
 		small := []string{`Bearer error="insufficient_scope", scope="a", scope="b"`} // malformed: ignored too
 		perCall := func(lines []string) (bytes uint64, allocs float64) {
-			ts, err := stepup.NewTokenSource("https://api.example/mcp", &oauth2.Token{AccessToken: "at"})
-			require.NoError(t, err)
-			base := &hostileStatic{status: http.StatusForbidden, header: http.Header{"Www-Authenticate": lines}}
 			esc := tokenEscalator(func(context.Context, *stepup.EscalationRequest) (*oauth2.Token, error) {
 				t.Error("Escalator called")
 				return nil, stepup.ErrDeclined
 			})
-			tr := &stepup.Transport{Base: base, Source: ts, Escalator: esc}
+			ts, err := stepup.NewTokenSource("https://api.example/mcp", &oauth2.Token{AccessToken: "at"}, stepup.WithEscalator(esc))
+			require.NoError(t, err)
+			base := &hostileStatic{status: http.StatusForbidden, header: http.Header{"Www-Authenticate": lines}}
+			tr := &stepup.Transport{Base: base, Source: ts}
 			req, err := http.NewRequest(http.MethodGet, "https://api.example/mcp", nil)
 			require.NoError(t, err)
 			run := func() {
@@ -331,7 +331,7 @@ func TestHostileMalformedChallengesNotActedOn(t *testing.T) {
 			esc := newEscalator(w)
 			tap := newLogTap()
 			var nonces atomic.Int32
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.Logger = slog.New(tap)
 			tr.DPoPNonce = func(*http.Request, string) error { nonces.Add(1); return nil }
 
@@ -422,11 +422,11 @@ func runMetadataCases(t *testing.T, cases []hostileMetadataCase) {
 		t.Run(name, func(t *testing.T) {
 			meta.Store(&tc.meta)
 			hits := p.hits.Load()
-			ts, err := stepup.NewTokenSource(publicResource, &oauth2.Token{AccessToken: "at-" + secretMark})
-			require.NoError(t, err)
 			rec := &metadataRecorder{}
+			ts, err := stepup.NewTokenSource(publicResource, &oauth2.Token{AccessToken: "at-" + secretMark}, stepup.WithEscalator(rec))
+			require.NoError(t, err)
 			tap := newLogTap()
-			tr := &stepup.Transport{Base: p.base, Source: ts, Escalator: rec, AllowCrossOriginMetadata: tc.crossOrigin, Logger: slog.New(tap)}
+			tr := &stepup.Transport{Base: p.base, Source: ts, AllowCrossOriginMetadata: tc.crossOrigin, Logger: slog.New(tap)}
 			req, err := http.NewRequest(http.MethodGet, publicResource, nil)
 			require.NoError(t, err)
 
@@ -581,7 +581,7 @@ func TestHostileRedirectHopsOriginAndBack(t *testing.T) {
 	})
 	tok := w.as.issue(true, "files:read")
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 	bearer := "Bearer " + tok.AccessToken
 
 	status, body := w.mustGet(c, "/start?back=/home")
@@ -652,7 +652,7 @@ func TestHostileStallingServer(t *testing.T) {
 				<-r.Context().Done() // stall until the client goes away
 			})
 			esc := newEscalator(w)
-			c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+			c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 			ctx, cancel := context.WithCancel(w.ctx())
 			defer cancel()
@@ -737,7 +737,7 @@ func TestHostileChallengeBodyStallsBeforeReplay(t *testing.T) {
 				left <- struct{}{}
 			})
 			esc := newEscalator(w)
-			c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+			c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 			status, body := w.mustGet(c, "/slow") // a stalled drain fails here, after testTimeout
 
@@ -778,7 +778,7 @@ func TestHostileEscalatorPanics(t *testing.T) {
 				tc.boom(req.RejectedToken.AccessToken)
 				return nil, nil
 			})
-			c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+			c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 			_, err := w.get(c, "/write")
 
@@ -812,7 +812,7 @@ func TestHostileEscalatorGoexit(t *testing.T) {
 		runtime.Goexit()
 		return nil, nil
 	})
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 	ctx, cancel := context.WithCancel(w.ctx())
 	defer cancel() // on failure, unblocks the request below
 	result := make(chan error, 1)
@@ -885,7 +885,7 @@ func testEscalatorDiesWithWaiters(t *testing.T, die func(), want string) {
 		die()
 		return nil, errors.New("unreachable")
 	})
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -936,7 +936,7 @@ func TestHostileEscalatorNeverReturnsThousandCallersCancel(t *testing.T) {
 			close(all)
 		}
 	}
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -1075,14 +1075,15 @@ func TestHostileGiBChallengeBodyReadBounded(t *testing.T) {
 			})
 			counter := &hostileBodyCounter{base: w.base}
 			login := newEscalator(w)
-			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read"))}
+			var opts []stepup.TokenSourceOption
 			switch tc.escalator {
 			case "login":
-				tr.Escalator = login
+				opts = append(opts, stepup.WithEscalator(login))
 			case "decline":
 				login.decline.Store(true)
-				tr.Escalator = login
+				opts = append(opts, stepup.WithEscalator(login))
 			}
+			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read"), opts...)}
 			ctx, cancel := context.WithTimeout(w.ctx(), testTimeout)
 			defer cancel()
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.rs.URL+"/big", nil)
@@ -1221,7 +1222,7 @@ func TestHostileHundredMiBBodyReplayedThroughGetBody(t *testing.T) {
 		fmt.Fprint(rw, "stored")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 	var getBodies atomic.Int32
 	ctx, cancel := context.WithTimeout(w.ctx(), testTimeout)
 	defer cancel()
@@ -1294,7 +1295,7 @@ func TestHostileNonReplayableBodyNeverResent(t *testing.T) {
 			})
 			esc := newEscalator(w)
 			tap := newLogTap()
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.BufferBody = tc.buffer
 			tr.Logger = slog.New(tap)
 			pr, pw := io.Pipe()

@@ -1,22 +1,21 @@
 package stepup
 
 import (
-	"net/url"
 	"testing"
 
+	"github.com/stepup-go/stepup/internal/weborigin"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // resource_metadata is handed on only when it is safe to fetch (RFC 9728
 // §7.7, RFC 9728 §7.7, MCP security best practices, SSRF).
 func TestValidateResourceMetadata(t *testing.T) {
-	public := origin{scheme: "https", host: "mcp.example.com", port: "443"}
-	local := origin{scheme: "http", host: "127.0.0.1", port: "8080"}
-	private := origin{scheme: "https", host: "10.1.2.3", port: "443"}
+	public := weborigin.Origin{Scheme: "https", Host: "mcp.example.com", Port: "443"}
+	local := weborigin.Origin{Scheme: "http", Host: "127.0.0.1", Port: "8080"}
+	private := weborigin.Origin{Scheme: "https", Host: "10.1.2.3", Port: "443"}
 	for _, tc := range []struct {
 		raw   string
-		res   origin
+		res   weborigin.Origin
 		cross bool
 		ok    bool
 	}{
@@ -84,29 +83,4 @@ func TestValidateResourceMetadata(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestOrigin(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		same bool
-	}{
-		{"https://x.example/mcp", "https://x.example/other?q=1", true},
-		{"https://x.example/mcp", "HTTPS://X.EXAMPLE:443/", true},
-		{"http://127.0.0.1:80/a", "http://127.0.0.1/b", true},
-		{"https://x.example/mcp", "http://x.example/mcp", false},
-		{"https://x.example/mcp", "https://x.example:8443/mcp", false},
-		{"https://x.example/mcp", "https://y.x.example/mcp", false},
-		{"https://x.example/mcp", "https://x.example.evil/mcp", false},
-		{"http://[::1]:8080/", "http://[::1]:8080/x", true},
-	} {
-		ua, _ := url.Parse(tc.a)
-		ub, _ := url.Parse(tc.b)
-		oa, ok := originOf(ua)
-		require.True(t, ok)
-		assert.Equal(t, tc.same, oa.matches(ub), "%s vs %s", tc.a, tc.b)
-	}
-	assert.False(t, origin{scheme: "https", host: "x", port: "443"}.matches(nil))
-	assert.Equal(t, "https://x.example", origin{"https", "x.example", "443"}.String())
-	assert.Equal(t, "http://[::1]:8080", origin{"http", "::1", "8080"}.String())
 }

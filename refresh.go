@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/stepup-go/stepup/dpop"
+	"github.com/stepup-go/stepup/internal/httpretry"
 	"golang.org/x/oauth2"
 )
 
@@ -35,12 +37,6 @@ import (
 // be modified; the returned token is not modified afterwards.
 type RefreshFunc func(ctx context.Context, tok *oauth2.Token, resource string) (*oauth2.Token, error)
 
-// ErrInvalidGrant says that the authorization server refused a refresh
-// token (invalid_grant, RFC 6749 §5.2): it expired, was revoked or was
-// used before. The grant is gone; a [Transport] asks its [Escalator] for a
-// new authorization.
-var ErrInvalidGrant = errors.New("stepup: refresh token refused (invalid_grant)")
-
 // grantGone reports whether err, the error of a refresh, says that the
 // grant is gone rather than that the refresh failed for now.
 func grantGone(err error) bool {
@@ -48,25 +44,16 @@ func grantGone(err error) bool {
 	return errors.Is(err, ErrInvalidGrant) || errors.As(err, &re) && re.ErrorCode == "invalid_grant"
 }
 
-// Retries of a refresh request that failed for a reason that may pass: a
-// 5xx or 429 answer, or a network error. A rotating refresh token makes a
-// retry after an answer was lost a reuse, which an authorization server may
-// punish; a 5xx or a refused connection says the request was not served,
-// and a few quick retries keep a hiccup from failing the call.
-const (
-	refreshRetryMax     = 3
-	refreshRetryWaitMin = 100 * time.Millisecond
-	refreshRetryWaitMax = time.Second
-)
-
 // RefreshWithConfig returns a [RefreshFunc] that refreshes through c, the
 // refresh_token grant of [oauth2.Config.TokenSource], adding the RFC 8707
 // resource parameter, which x/oauth2 has no option for. As with x/oauth2,
 // the token request goes through the [*http.Client] of the context under
 // [oauth2.HTTPClient], if any, else [http.DefaultClient]. A request that
-// gets a 5xx or 429 answer or a network error is retried up to three times
-// with exponential backoff of at most a second between tries (through
-// go-retryablehttp); a 4xx answer is never retried.
+// gets a 5xx (but 501) or 429 answer or a network error is retried up to
+// three times with exponential backoff of at most a second between tries
+// (through go-retryablehttp); a 4xx answer is never retried. Retrying is
+// safe here, unlike for an authorization code: the refresh token is the
+// one the next try would present anyway.
 func RefreshWithConfig(c *oauth2.Config) RefreshFunc {
 	return func(ctx context.Context, tok *oauth2.Token, resource string) (*oauth2.Token, error) {
 		expired := *tok
@@ -86,28 +73,14 @@ func refreshContext(ctx context.Context, resource string) context.Context {
 		// Inside the retries: each try gets a fresh proof (RFC 9449 §11.1).
 		base = dc.Client(base)
 	}
-	retrying := &retryablehttp.Client{
-		HTTPClient:   base,
-		RetryWaitMin: refreshRetryWaitMin,
-		RetryWaitMax: refreshRetryWaitMax,
-		RetryMax:     refreshRetryMax,
-		CheckRetry:   retryablehttp.DefaultRetryPolicy,
-		Backoff:      cappedBackoff,
-		// The last answer goes to x/oauth2, which turns it into an
-		// *oauth2.RetrieveError with the server's error code.
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	// The last answer goes to x/oauth2, which turns it into an
+	// *oauth2.RetrieveError with the server's error code.
+	retrying := httpretry.New(base, httpretry.TokenPolicy(httpretry.RefreshToken), httpretry.Max, httpretry.WaitMin, httpretry.WaitMax)
 	c := &http.Client{Transport: &resourceParamTransport{
 		base:     &retryablehttp.RoundTripper{Client: retrying},
 		resource: resource,
 	}}
 	return context.WithValue(ctx, oauth2.HTTPClient, c)
-}
-
-// cappedBackoff is retryablehttp's exponential backoff, which honours a
-// Retry-After header, capped at hi: a server may ask for an hour.
-func cappedBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-	return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), hi)
 }
 
 // maxTokenRequestBody bounds the token request body resourceParamTransport
@@ -146,4 +119,167 @@ func (t *resourceParamTransport) RoundTrip(req *http.Request) (*http.Response, e
 	r2.Body, _ = r2.GetBody()
 	r2.ContentLength = int64(len(body))
 	return t.base.RoundTrip(r2)
+}
+
+// How the source runs a refresh: once per rejected generation, for every
+// request that carried it, and across processes through the Store.
+
+// refreshTimeout bounds a refresh that every caller has stopped waiting for.
+// It runs on so that a rotated refresh token is not lost.
+const refreshTimeout = time.Minute
+
+// refreshFrom makes sure the current generation is newer than rejected,
+// refreshing once for all the goroutines asking at the same time if it is
+// not (OAuth 2.1 §4.3.1: a rotating refresh token is redeemed once).
+func (s *TokenSource) refreshFrom(ctx context.Context, rejected uint64) error {
+	return s.refreshes.do(ctx, rejected, func(ctx context.Context) error { return s.runRefresh(ctx, rejected) })
+}
+
+// runRefresh is the refresh flight of generation rejected. With a store,
+// it runs alone across everyone sharing it, and takes the grant saved there
+// when another source refreshed first: a rotating refresh token is
+// redeemed once across processes too.
+func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
+	s.mu.Lock()
+	cur := s.snap.Load()
+	tok, gen, refresh, gone := cur.tok, cur.gen, s.refresh, s.goneGen == rejected
+	s.mu.Unlock()
+	switch {
+	case gen != rejected && tok != nil:
+		return nil // someone installed a newer token meanwhile
+	case tok == nil || refresh == nil:
+		return ErrNoRefreshToken
+	}
+	err := s.exclusive(ctx, func(ctx context.Context, saved *SavedGrant) (*SavedGrant, error) {
+		if usable(saved) && saved.Token.AccessToken != tok.AccessToken {
+			if saved.Token.Valid() && s.adoptSaved(saved, tok) {
+				return nil, nil
+			}
+			// Expired too: refresh the saved grant, whose refresh
+			// token is the newest.
+			s.mu.Lock()
+			s.adoptLocked(saved)
+			cur := s.snap.Load()
+			tok, rejected, gone = cur.tok, cur.gen, false
+			s.mu.Unlock()
+		}
+		switch {
+		case tok.RefreshToken == "":
+			return nil, ErrNoRefreshToken
+		case gone:
+			return nil, fmt.Errorf("%w, earlier", ErrInvalidGrant)
+		}
+		nt, err := callRefresh(s.withDPoP(ctx), refresh, tok, s.resource)
+		if err != nil {
+			return nil, s.refreshFailed(err, rejected, tok)
+		}
+		return s.installRefreshed(nt, tok, rejected)
+	})
+	var se *storeError
+	if errors.As(err, &se) {
+		// No exclusivity, no refresh: it could redeem a refresh token
+		// another process redeems too. It may work next time.
+		return fmt.Errorf("%w: %w", ErrRefreshFailed, err)
+	}
+	return err
+}
+
+// installRefreshed installs nt, refreshed from tok of generation rejected,
+// and returns what the store keeps of it.
+func (s *TokenSource) installRefreshed(nt, tok *oauth2.Token, rejected uint64) (*SavedGrant, error) {
+	if nt == nil || nt.AccessToken == "" {
+		return nil, fmt.Errorf("%w for %s: the RefreshFunc returned no access token", ErrRefreshFailed, s.origin)
+	}
+	if nt.RefreshToken == "" {
+		// No refresh token in the response: the old one stays valid
+		// (RFC 6749 §6).
+		c := *nt
+		c.RefreshToken = tok.RefreshToken
+		nt = &c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap.Load().gen != rejected {
+		// An escalation installed a token of a newer grant meanwhile; a
+		// token refreshed from the old grant must not replace it.
+		return nil, nil
+	}
+	granted := s.granted // a refresh keeps the grant's scope unless it says otherwise
+	if g, ok := scopeExtra(nt); ok {
+		granted = g
+	}
+	s.installLocked(nt, s.requested, false)
+	s.granted = granted
+	return s.savedLocked(), nil
+}
+
+// refreshFailed records a refused refresh token and returns err, the error
+// of the refresh of generation rejected, as a typed error without tokens.
+func (s *TokenSource) refreshFailed(err error, rejected uint64, tok *oauth2.Token) error {
+	if grantGone(err) {
+		s.mu.Lock()
+		if s.snap.Load().gen == rejected {
+			s.goneGen = rejected
+		}
+		s.mu.Unlock()
+		if !errors.Is(err, ErrInvalidGrant) {
+			err = fmt.Errorf("%w: %w", ErrInvalidGrant, err)
+		}
+		return redactError(fmt.Errorf("stepup: refresh for %s: %w", s.origin, err), tok)
+	}
+	return redactError(fmt.Errorf("%w for %s: %w", ErrRefreshFailed, s.origin, err), tok)
+}
+
+// callRefresh calls f, turning a panic into an error that redactError can
+// clean: a panic value is as likely as an error to hold the token.
+func callRefresh(ctx context.Context, f RefreshFunc, tok *oauth2.Token, resource string) (nt *oauth2.Token, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			nt, err = nil, fmt.Errorf("the RefreshFunc panicked: %v", r)
+		}
+	}()
+	return f(ctx, tok, resource)
+}
+
+// canRefresh reports whether the token of generation gen, the current one,
+// can be refreshed.
+func (s *TokenSource) canRefresh(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.snap.Load()
+	return cur.gen == gen && cur.tok != nil && cur.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
+}
+
+// The Transport's side: what a request rejected with its token asks of the
+// source.
+
+// refresh answers a rejected token: a newer token, else a refresh, else a
+// re-authorization when the refresh cannot be done or the grant is gone.
+// A refresh that failed for another reason fails the request with no
+// prompt: an authorization server's hiccup must not send the user to a
+// browser.
+func (rt *roundTrip) refresh(ctx context.Context, c *challenge, s *snapshot) error {
+	if rt.newerToken(s) {
+		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
+		return nil
+	}
+	err := rt.refreshErr // the refresh before sending failed: no second try
+	if err == nil {
+		err = rt.ts.refreshFrom(ctx, s.gen)
+	}
+	switch {
+	case err == nil:
+		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.where())...)
+		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !errors.Is(err, ErrNoRefreshToken) && !grantGone(err):
+		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.where()), slog.String("error", err.Error()))...)
+		return err
+	case rt.ts.escalator == nil:
+		return err
+	}
+	rt.t.event(ctx, slog.LevelInfo, "stepup: re-authorizing", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)
+	return rt.escalate(ctx, c, s)
 }

@@ -49,7 +49,7 @@ func TestSupersededEscalationIsNotSpent(t *testing.T) {
 	w := newWorld(t)
 	w.protectFar("/x", "x")
 	esc := newEscalator(w)
-	ts := w.source(w.as.issue(true, "files:read"), stepup.WithScopes("files:read"))
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithScopes("files:read"), stepup.WithEscalator(esc))
 	var once sync.Once
 	tap := newLogTap()
 	tap.on = func(r slog.Record) {
@@ -57,7 +57,7 @@ func TestSupersededEscalationIsNotSpent(t *testing.T) {
 			once.Do(func() { ts.Set(w.as.issue(true, "files:read"), stepup.Scopes{"files:read"}) })
 		}
 	}
-	tr := w.transport(ts, esc)
+	tr := w.transport(ts)
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -89,8 +89,8 @@ func TestConcurrentEscalationsForDifferentScopesKeepBoth(t *testing.T) {
 			bWaits <- struct{}{}
 		}
 	}
-	ts := w.source(w.as.issue(true, "files:read"), stepup.WithScopes("files:read"))
-	tr := w.transport(ts, esc)
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithScopes("files:read"), stepup.WithEscalator(esc))
+	tr := w.transport(ts)
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -127,10 +127,10 @@ func TestTransportsSharingSourcePromptOnce(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	w.protect("/admin", "admin")
-	ts := w.source(w.as.issue(true, "files:read"))
-	escs := [2]*escalator{newEscalator(w), newEscalator(w)}
-	entered := make(chan *stepup.EscalationRequest, 2)
-	gate := make(chan struct{})
+	esc := newEscalator(w)
+	esc.entered = make(chan *stepup.EscalationRequest, 2)
+	esc.gate = make(chan struct{})
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc))
 	joined := make(chan struct{}, 1)
 	tap := newLogTap()
 	tap.on = func(r slog.Record) {
@@ -139,34 +139,63 @@ func TestTransportsSharingSourcePromptOnce(t *testing.T) {
 		}
 	}
 	var clients [2]*http.Client
-	for i, e := range escs {
-		e.entered, e.gate = entered, gate
-		tr := w.transport(ts, e)
+	for i := range clients {
+		tr := w.transport(ts)
 		tr.Logger = slog.New(tap)
 		clients[i] = &http.Client{Transport: tr}
 	}
 
 	statuses := make(chan int, 2)
 	go func() { statuses <- w.status(clients[0], "/write") }()
-	recv(t, entered)
+	recv(t, esc.entered)
 	go func() { statuses <- w.status(clients[1], "/write") }()
 	select {
 	case <-joined:
-	case <-entered:
+	case <-esc.entered:
 		t.Fatal("the second Transport prompted for the same challenge")
 	}
-	close(gate)
+	close(esc.gate)
 	assert.Equal(t, http.StatusOK, recv(t, statuses))
 	assert.Equal(t, http.StatusOK, recv(t, statuses))
-	assert.Equal(t, int32(1), escs[0].calls.Load()+escs[1].calls.Load(), "prompts")
+	assert.Equal(t, int32(1), esc.calls.Load(), "prompts")
 
-	escs[0].decline.Store(true)
-	escs[1].decline.Store(true)
+	esc.decline.Store(true)
 	ce := w.mustStop(clients[0], "/admin", stepup.ErrDeclined)
 	assert.Equal(t, http.StatusForbidden, ce.Status)
 	ce = w.mustStop(clients[1], "/admin", stepup.ErrDeclined)
 	assert.Contains(t, ce.Error(), "declined earlier", "the other Transport remembers the refusal")
-	assert.Equal(t, int32(2), escs[0].calls.Load()+escs[1].calls.Load(), "prompts")
+	assert.Equal(t, int32(2), esc.calls.Load(), "prompts")
+}
+
+// The escalation policy is the source's: whichever of the Transports
+// sharing it asks, and however their own settings differ, an escalation
+// is bounded by the source's timeout and a refusal remembered for the
+// source's TTL (TestTransportsSharingSourcePromptOnce: for all of them).
+func TestSourcePolicyWhicheverTransportAsks(t *testing.T) {
+	checkLeaks(t)
+	w := newWorld(t)
+	w.protect("/write", "files:write")
+	w.protect("/admin", "admin")
+	esc := newEscalator(w)
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc),
+		stepup.WithEscalationTimeout(time.Hour), stepup.WithExhaustedTTL(time.Nanosecond))
+	a := &http.Client{Transport: w.transport(ts)}
+	trB := w.transport(ts)
+	trB.MaxReplays, trB.StrictInsufficientScope, trB.BufferBody = 1, true, 1<<10
+	b := &http.Client{Transport: trB}
+
+	status, _ := w.mustGet(b, "/write")
+	require.Equal(t, http.StatusOK, status)
+	esc.mu.Lock()
+	deadline, ok := esc.ctxs[0].Deadline()
+	esc.mu.Unlock()
+	require.True(t, ok)
+	assert.WithinDuration(t, time.Now().Add(time.Hour), deadline, time.Minute, "the source's timeout, not the default")
+
+	esc.decline.Store(true)
+	w.mustStop(a, "/admin", stepup.ErrDeclined)
+	w.mustStop(b, "/admin", stepup.ErrDeclined)
+	assert.Equal(t, int32(3), esc.calls.Load(), "asked again: the source's TTL lapsed, not the default ten minutes")
 }
 
 // An expired token without a refresh token (MCP servers often issue none)
@@ -181,9 +210,9 @@ func TestExpiredTokenWithoutRefreshTokenReauthorizes(t *testing.T) {
 			tok := w.as.issue(false, "files:read")
 			tok.Expiry = time.Now().Add(-time.Minute)
 			w.as.revoke(tok)
-			ts := w.source(tok, stepup.WithScopes("files:read"))
 			esc := newEscalator(w)
-			tr := w.transport(ts, esc)
+			ts := w.source(tok, stepup.WithScopes("files:read"), stepup.WithEscalator(esc))
+			tr := w.transport(ts)
 			if composed {
 				tr.Base = &oauth2.Transport{Source: ts, Base: w.base}
 			}
@@ -216,8 +245,8 @@ func TestSameBare401AfterTokenExpiredReauthorizes(t *testing.T) {
 	})
 	w.as.RefreshAlways = false
 	esc := newEscalator(w)
-	ts := w.source(nil)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(nil, stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	for range 3 {
 		status, _ := w.mustGet(c, "/mcp")
@@ -260,7 +289,7 @@ func TestTransientRefreshFailureNeverPrompts(t *testing.T) {
 			tok := w.as.issue(true, "files:read")
 			w.as.revoke(tok)
 			esc := newEscalator(w)
-			c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+			c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 
 			if tc.wantErr {
 				ce := w.mustStop(c, "/files", stepup.ErrRefreshFailed)
@@ -330,10 +359,10 @@ func TestGrantScopesWhenEscalatorChose(t *testing.T) {
 		bare := &oauth2.Token{AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry} // no scope in the response
 		return &stepup.Grant{Token: bare, Scopes: chosen}, nil
 	})
-	ts, err := stepup.NewTokenSource(w.resource(), nil)
+	ts, err := stepup.NewTokenSource(w.resource(), nil, stepup.WithEscalator(esc))
 	require.NoError(t, err)
 
-	status, _ := w.mustGet(&http.Client{Transport: w.transport(ts, esc)}, "/x")
+	status, _ := w.mustGet(&http.Client{Transport: w.transport(ts)}, "/x")
 
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, stepup.Scopes{"files:read"}, asked, "the 401's scope")
@@ -357,9 +386,9 @@ func TestRefreshLearntLate(t *testing.T) {
 		}
 		return &stepup.Grant{Token: tok, Refresh: stepup.RefreshWithConfig(w.cfg)}, nil
 	})
-	ts, err := stepup.NewTokenSource(w.resource(), nil) // no way to refresh yet
+	ts, err := stepup.NewTokenSource(w.resource(), nil, stepup.WithEscalator(esc)) // no way to refresh yet
 	require.NoError(t, err)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	c := &http.Client{Transport: w.transport(ts)}
 	status, _ := w.mustGet(c, "/files")
 	require.Equal(t, http.StatusOK, status)
 
@@ -413,7 +442,7 @@ func TestEscalationRequestIssuer(t *testing.T) {
 		}
 		return &stepup.Grant{Token: tok, Issuer: "https://as.example/tenant"}, nil
 	})
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithIssuer("https://as.example/first")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithIssuer("https://as.example/first"), stepup.WithEscalator(esc)))}
 	for _, path := range []string{"/write", "/admin"} {
 		status, _ := w.mustGet(c, path)
 		require.Equal(t, http.StatusOK, status)
@@ -427,12 +456,12 @@ func TestRejectedTokenIsACopy(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok)
 	esc := stepup.EscalatorFunc(func(_ context.Context, req *stepup.EscalationRequest) (*stepup.Grant, error) {
 		req.RejectedToken.AccessToken = "tampered"
 		return nil, stepup.ErrDeclined
 	})
-	w.mustStop(&http.Client{Transport: w.transport(ts, esc)}, "/write", stepup.ErrDeclined)
+	ts := w.source(tok, stepup.WithEscalator(esc))
+	w.mustStop(&http.Client{Transport: w.transport(ts)}, "/write", stepup.ErrDeclined)
 
 	got, err := ts.Token()
 	require.NoError(t, err)

@@ -9,63 +9,30 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"time"
-
-	"golang.org/x/oauth2"
 )
 
-// Defaults of the [Transport]'s limits.
-const (
-	// DefaultMaxReplays is how many times a request is replayed at most
-	// after remedying its challenges.
-	DefaultMaxReplays = 2
-	// DefaultExhaustedTTL is how long a challenge that came straight back
-	// after its escalation, or whose escalation was declined, is not
-	// escalated again while the granted scopes stay the same.
-	DefaultExhaustedTTL = 10 * time.Minute
-	// DefaultEscalationTimeout is how long an escalation may run: long
-	// enough for a person to read a consent page and log in.
-	DefaultEscalationTimeout = 5 * time.Minute
-)
+// defaultMaxReplays is how many times a request is replayed at most after
+// remedying its challenges, unless [Transport.MaxReplays] says otherwise.
+const defaultMaxReplays = 2
 
 // maxDrain is the longest challenge response body read before it is closed
 // for a replay: enough to reuse the connection after a typical error body,
 // never an unbounded read.
 const maxDrain = 64 << 10
 
-// DPoPNonceFunc receives the nonce a resource server demands in DPoP proofs
-// (RFC 9449 §9) for req, which drew the use_dpop_nonce challenge, when the
-// proofs are signed by the caller's own code rather than by the source's
-// key ([WithDPoP], which keeps the nonces itself and needs no hook). It
-// typically stores the nonce where the code that signs DPoP proofs for
-// req's origin finds it; the [Transport] then replays the request once. req
-// is the caller's request: read it, never modify it. An error cancels the
-// replay and the challenge response is returned as it is.
-type DPoPNonceFunc func(req *http.Request, nonce string) error
-
 // Transport is an [http.RoundTripper] that authorizes requests with the
 // token of a [TokenSource] and answers the OAuth challenges
-// (WWW-Authenticate, RFC 9110 §11) of the responses, as the package
-// documentation's behaviour table says: it refreshes a rejected token,
-// asks its [Escalator] for a new authorization where only one can help,
-// and replays the request with the new token.
+// (WWW-Authenticate, RFC 9110 §11) of the responses as the package
+// documentation's behaviour table says, under its guard: it refreshes a
+// rejected token, has the source's [Escalator] obtain a new authorization
+// where only one can help, and replays the request with the new token. A
+// challenge it does not act on comes back as the response, untouched and
+// unread; one it acted on and could not cure, as a [*ChallengeError].
 //
-// A challenge it does not act on (malformed, over a parser limit, from
-// another origin than the resource's, an error code it does not answer, an
-// escalation with no Escalator) comes back as the response, untouched and
-// unread. A challenge it acted on and could not cure comes back as a
-// [*ChallengeError]: the Escalator failed or the user declined, or the
-// guard stopped a remedy already tried. The guard bounds the work: each
-// challenge is remedied at most once per request, a request is replayed at
-// most MaxReplays times, and a challenge that came straight back after its
-// escalation, or whose escalation was declined, is not escalated again for
-// ExhaustedTTL unless the granted scopes change.
-//
-// The Transport is policy: the remedies themselves run on its Source, which
-// any number of Transports may share. Requests rejected with the same token
-// share one refresh; one escalation runs at a time for the resource, and
-// requests that draw the same challenge share it. No lock is held while a
-// request is in flight.
+// The remedies, and the escalation policy, are the Source's, which any
+// number of Transports may share (see the package documentation,
+// "Concurrency and timeouts"); a Transport's fields say only how it reads
+// responses and replays its own requests.
 //
 // The token is attached only to requests for the origin (scheme, host and
 // port) of the source's resource, so a redirect hop to another origin goes
@@ -87,27 +54,11 @@ type Transport struct {
 	// Source holds the token and runs the remedies. It is required.
 	Source *TokenSource
 
-	// Escalator obtains new authorizations. When nil, challenges that need
-	// one are returned untouched.
-	Escalator Escalator
-
 	// MaxReplays caps how often one request is replayed. Zero means
-	// DefaultMaxReplays. A negative value turns replays off, and with them
+	// 2. A negative value turns replays off, and with them
 	// the answering of challenges: responses come back untouched, and the
 	// Transport only attaches tokens.
 	MaxReplays int
-
-	// ExhaustedTTL is how long an exhausted or declined challenge is not
-	// escalated again. Zero means DefaultExhaustedTTL.
-	ExhaustedTTL time.Duration
-
-	// EscalationTimeout bounds an escalation this Transport starts. The
-	// escalation does not end with the request that started it: a
-	// request whose context ends (an [http.Client] Timeout, say) stops
-	// waiting, but the escalation goes on and installs its grant, so that
-	// a person who consents after the request gave up is not asked again
-	// on the next one. Zero means DefaultEscalationTimeout.
-	EscalationTimeout time.Duration
 
 	// StrictInsufficientScope, when set, stops a 403 Bearer challenge that
 	// carries scope but no error from counting as insufficient_scope. By
@@ -128,12 +79,17 @@ type Transport struct {
 	// anyway.
 	AllowCrossOriginMetadata bool
 
-	// DPoPNonce, when set, receives the nonce of a DPoP use_dpop_nonce
-	// challenge to a token not bound by the source's [WithDPoP] key
-	// before the request is replayed once. When nil, such challenges are
-	// returned untouched; those to a token bound by the source's key are
-	// answered by the source itself.
-	DPoPNonce DPoPNonceFunc
+	// DPoPNonce, when set, receives the nonce a resource server demands
+	// in DPoP proofs (RFC 9449 §9) for req, which drew the use_dpop_nonce
+	// challenge, when the proofs are the caller's own: a token bound by
+	// the source's key ([WithDPoP]) has its nonces kept by the source,
+	// with no hook. It typically stores the nonce where the code that signs
+	// DPoP proofs for req's origin finds it, and the request is then
+	// replayed once. req is the caller's: read it, never modify it. An
+	// error cancels the replay and the challenge response is returned as
+	// it is; so is every such challenge to an unbound token when
+	// DPoPNonce is nil.
+	DPoPNonce func(req *http.Request, nonce string) error
 
 	// Logger receives events: challenges seen (what the header said and
 	// what stepup concluded) and ignored (and why), refreshes,
@@ -141,8 +97,6 @@ type Transport struct {
 	// Nil means silent.
 	Logger *slog.Logger
 }
-
-var errNoSource = errors.New("stepup: Transport.Source is nil")
 
 // RoundTrip sends req with the current token and answers the challenge of
 // the response, if any, as described on [Transport]. It returns a response
@@ -193,23 +147,9 @@ func (t *Transport) base() http.RoundTripper {
 // gets here: such a Transport answers no challenge.
 func (t *Transport) maxReplays() int {
 	if t.MaxReplays == 0 {
-		return DefaultMaxReplays
+		return defaultMaxReplays
 	}
 	return t.MaxReplays
-}
-
-func (t *Transport) exhaustedTTL() time.Duration {
-	if t.ExhaustedTTL <= 0 {
-		return DefaultExhaustedTTL
-	}
-	return t.ExhaustedTTL
-}
-
-func (t *Transport) escalationTimeout() time.Duration {
-	if t.EscalationTimeout <= 0 {
-		return DefaultEscalationTimeout
-	}
-	return t.EscalationTimeout
 }
 
 func (t *Transport) event(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
@@ -218,10 +158,6 @@ func (t *Transport) event(ctx context.Context, level slog.Level, msg string, att
 	}
 	t.Logger.LogAttrs(ctx, level, msg, attrs...)
 }
-
-// sent is the token a request went out with: the source's snapshot when
-// the request was sent. Its tok is nil when none was attached.
-type sent = *snapshot
 
 // remedy is a challenge a request has remedied.
 type remedy struct {
@@ -271,18 +207,16 @@ func (rt *roundTrip) run() (*http.Response, error) {
 			return resp, nil
 		}
 		rt.logChallenge(ctx, c)
-		var body io.ReadCloser
-		var replay bool
-		body, replay, err = rt.answer(ctx, resp, c, s)
-		if err != nil {
-			return nil, err
-		}
-		if !replay {
-			return resp, nil // untouched
+		o := rt.answer(ctx, resp, c, s)
+		switch o.kind {
+		case untouched:
+			return resp, nil
+		case failed:
+			return nil, o.err
 		}
 		rt.replays++
 		s = rt.current()
-		resp, err = rt.send(body, s)
+		resp, err = rt.send(o.body, s)
 	}
 	return nil, err
 }
@@ -344,7 +278,7 @@ func (rt *roundTrip) replayBody() (io.ReadCloser, error) {
 // firstToken returns the token for the first send, refreshing an expired one
 // first rather than after a 401. When that refresh cannot be done the
 // expired token goes out anyway and the resource's answer decides.
-func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
+func (rt *roundTrip) firstToken(ctx context.Context) (*snapshot, error) {
 	if rt.ts.store != nil {
 		if err := rt.ts.load(ctx); err != nil {
 			return nil, err
@@ -374,11 +308,11 @@ func (rt *roundTrip) firstToken(ctx context.Context) (sent, error) {
 // information.
 func (rt *roundTrip) where() string { return redactedURL(rt.req) }
 
-func (rt *roundTrip) current() sent { return rt.ts.snap.Load() }
+func (rt *roundTrip) current() *snapshot { return rt.ts.snap.Load() }
 
 // send sends body with the token of s on a copy of the request: the
 // caller's request is never modified (the RoundTripper contract).
-func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
+func (rt *roundTrip) send(body io.ReadCloser, s *snapshot) (*http.Response, error) {
 	req := rt.req
 	if s.auth == nil && body == req.Body && !rt.ownGetBody {
 		return rt.t.base().RoundTrip(req)
@@ -399,18 +333,25 @@ func (rt *roundTrip) send(body io.ReadCloser, s sent) (*http.Response, error) {
 		h["Authorization"] = s.auth
 		r2.Header = h
 		if s.dpop != nil {
-			if err := dpopProve(s.dpop, r2, h, s.tok.AccessToken); err != nil {
-				closeBody(body)
-				return nil, err
-			}
-			resp, err := rt.t.base().RoundTrip(r2)
-			if err == nil {
-				s.dpop.Nonces.Observe(r2.URL, resp.Header) // RFC 9449 §9: any response may renew it
-			}
-			return resp, err
+			return rt.sendProved(r2, body, s)
 		}
 	}
 	return rt.t.base().RoundTrip(r2)
+}
+
+// sendProved sends r2, which carries the DPoP-bound token of s, with a
+// fresh proof of it (RFC 9449 §7.1), and keeps the resource's nonce from
+// the answer: any response may renew it (RFC 9449 §9).
+func (rt *roundTrip) sendProved(r2 *http.Request, body io.ReadCloser, s *snapshot) (*http.Response, error) {
+	if err := dpopProve(s.dpop, r2, r2.Header, s.tok.AccessToken); err != nil {
+		closeBody(body)
+		return nil, err
+	}
+	resp, err := rt.t.base().RoundTrip(r2)
+	if err == nil {
+		s.dpop.Nonces.Observe(r2.URL, resp.Header)
+	}
+	return resp, err
 }
 
 // hasChallenge reports whether resp may carry a challenge to answer: a 403
@@ -422,30 +363,60 @@ func hasChallenge(resp *http.Response) bool {
 		resp.StatusCode == http.StatusForbidden && len(resp.Header["Www-Authenticate"]) > 0
 }
 
+// outcomeKind says what the request does next.
+type outcomeKind int
+
+const (
+	// untouched: the challenge is not answered after all; the response
+	// goes back to the caller as it is, unread.
+	untouched outcomeKind = iota
+	// replay: the challenge was remedied; the request goes again with
+	// the new token and outcome.body.
+	replay
+	// failed: the request fails with outcome.err; the response was
+	// closed.
+	failed
+)
+
+// outcome is what [roundTrip.answer] came to.
+type outcome struct {
+	kind outcomeKind
+	body io.ReadCloser // replay: the body to send
+	err  error         // failed: why
+}
+
 // answer remedies the challenge c of resp, a response to a request sent
-// with s. To replay, it returns the body to send and true, having closed
-// resp. It returns false and no error when the challenge is not to be
-// answered after all, resp untouched; and an error after closing resp.
-func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s sent) (io.ReadCloser, bool, error) {
+// with s, and says what the request does next. Only a replay or a failure
+// closes resp; one left untouched is the caller's to return.
+func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challenge, s *snapshot) outcome {
 	if rt.t.MaxReplays < 0 {
-		rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", "replays are off"))...)
-		return nil, false, nil
+		rt.ignored(ctx, slog.LevelInfo, c, "replays are off")
+		return outcome{kind: untouched}
 	}
-	if err := rt.stopped(ctx, c); err != nil {
+	if err := rt.applyGuard(ctx, c); err != nil {
 		drainClose(resp)
-		return nil, false, rt.challengeError(c, s, err)
+		return outcome{kind: failed, err: rt.challengeError(c, s, err)}
 	}
 	if why := rt.unanswerable(c, s); why != "" {
-		rt.t.event(ctx, slog.LevelInfo, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", why))...)
-		return nil, false, nil
+		rt.ignored(ctx, slog.LevelInfo, c, why)
+		return outcome{kind: untouched}
+	}
+	if c.action == actDPoPNonce && s.dpop != nil {
+		s.dpop.Nonces.Set(rt.req.URL, c.nonce) // the replay's proof carries it
+	} else if c.action == actDPoPNonce {
+		// Before resp is closed: a hook that fails leaves the challenge
+		// unanswered and the response untouched.
+		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
+			rt.ignored(ctx, slog.LevelInfo, c, "DPoPNonce failed: "+err.Error())
+			return outcome{kind: untouched}
+		}
 	}
 	var body io.ReadCloser
 	if rt.replayable {
 		var err error
 		if body, err = rt.replayBody(); err != nil {
-			rt.t.event(ctx, slog.LevelWarn, "stepup: challenge ignored",
-				append(c.attrs(rt.where()), slog.String("why", "GetBody failed: "+err.Error()))...)
-			return nil, false, nil
+			rt.ignored(ctx, slog.LevelWarn, c, "GetBody failed: "+err.Error())
+			return outcome{kind: untouched}
 		}
 	}
 	// No connection is held while the remedy runs: a person may take
@@ -453,19 +424,25 @@ func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challen
 	drainClose(resp)
 	if err := rt.remedy(ctx, c, s); err != nil {
 		closeBody(body)
-		return nil, false, rt.challengeError(c, s, err)
+		return outcome{kind: failed, err: rt.challengeError(c, s, err)}
 	}
 	if !rt.replayable {
 		// Remedied all the same: the caller's own retry then succeeds
 		// instead of drawing the same challenge.
-		return nil, false, rt.challengeError(c, s, ErrBodyNotReplayable)
+		return outcome{kind: failed, err: rt.challengeError(c, s, ErrBodyNotReplayable)}
 	}
-	return body, true, nil
+	return outcome{kind: replay, body: body}
 }
 
-// stopped applies the per-request guard: it returns why c must not be
-// remedied in this request, or nil.
-func (rt *roundTrip) stopped(ctx context.Context, c *challenge) error {
+func (rt *roundTrip) ignored(ctx context.Context, level slog.Level, c *challenge, why string) {
+	rt.t.event(ctx, level, "stepup: challenge ignored", append(c.attrs(rt.where()), slog.String("why", why))...)
+}
+
+// applyGuard applies the per-request guard to c: it returns why c must not
+// be remedied in this request, or nil. A challenge that came straight back
+// after its escalation is recorded in the source's guard, so that later
+// requests are not asked to escalate it again either.
+func (rt *roundTrip) applyGuard(ctx context.Context, c *challenge) error {
 	var err error
 	switch r := rt.remedied(c.key); {
 	case r != nil:
@@ -508,25 +485,16 @@ func (rt *roundTrip) renewed() bool {
 }
 
 // unanswerable says why c, which the behaviour table answers, cannot be
-// answered by this Transport, or "". It runs before resp is closed, so that
-// such a challenge comes back untouched. Without an Escalator a newer
-// token, or a refresh, is all the Transport can try.
-func (rt *roundTrip) unanswerable(c *challenge, s sent) string {
+// answered by this Transport, or "". Without an Escalator a newer token,
+// or a refresh, is all the Transport can try.
+func (rt *roundTrip) unanswerable(c *challenge, s *snapshot) string {
 	switch c.action {
-	case actDPoPNonce:
-		if s.dpop != nil {
-			s.dpop.Nonces.Set(rt.req.URL, c.nonce) // the replay's proof carries it
-			break
-		}
-		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {
-			return "DPoPNonce failed: " + err.Error()
-		}
 	case actEscalate:
-		if rt.t.Escalator == nil && !rt.newerToken(s) {
+		if rt.ts.escalator == nil && !rt.newerToken(s) {
 			return "no Escalator"
 		}
 	case actRefresh:
-		if rt.t.Escalator == nil && !rt.newerToken(s) && !rt.ts.canRefresh(s.gen) {
+		if rt.ts.escalator == nil && !rt.newerToken(s) && !rt.ts.canRefresh(s.gen) {
 			return "no Escalator, and the token cannot be refreshed"
 		}
 	}
@@ -535,13 +503,13 @@ func (rt *roundTrip) unanswerable(c *challenge, s sent) string {
 
 // newerToken reports whether the source holds a newer token than the one s
 // carried: another request remedied the challenge already.
-func (rt *roundTrip) newerToken(s sent) bool {
+func (rt *roundTrip) newerToken(s *snapshot) bool {
 	tok, gen, _ := rt.ts.current()
 	return tok != nil && gen != s.gen
 }
 
 // remedy runs the remedy c calls for, waiting for it.
-func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s sent) error {
+func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s *snapshot) error {
 	switch c.action {
 	case actDPoPNonce:
 		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
@@ -554,91 +522,10 @@ func (rt *roundTrip) remedy(ctx context.Context, c *challenge, s sent) error {
 	return fmt.Errorf("stepup: no remedy for %v", c.action) // unreachable: classify returns none
 }
 
-// refresh answers a rejected token: a newer token, else a refresh, else a
-// re-authorization when the refresh cannot be done or the grant is gone.
-// A refresh that failed for another reason fails the request with no
-// prompt: an authorization server's hiccup must not send the user to a
-// browser.
-func (rt *roundTrip) refresh(ctx context.Context, c *challenge, s sent) error {
-	if rt.newerToken(s) {
-		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
-		return nil
-	}
-	err := rt.refreshErr // the refresh before sending failed: no second try
-	if err == nil {
-		err = rt.ts.refreshFrom(ctx, s.gen)
-	}
-	switch {
-	case err == nil:
-		rt.t.event(ctx, slog.LevelInfo, "stepup: refreshed", c.attrs(rt.where())...)
-		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action})
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case !errors.Is(err, ErrNoRefreshToken) && !grantGone(err):
-		rt.t.event(ctx, slog.LevelWarn, "stepup: refresh failed", append(c.attrs(rt.where()), slog.String("error", err.Error()))...)
-		return err
-	case rt.t.Escalator == nil:
-		return err
-	}
-	rt.t.event(ctx, slog.LevelInfo, "stepup: re-authorizing", append(c.attrs(rt.where()), slog.String("why", err.Error()))...)
-	return rt.escalate(ctx, c, s)
-}
-
-// escalate asks the source for a new authorization, run by this Transport's
-// Escalator unless an escalation for the same challenge is under way.
-func (rt *roundTrip) escalate(ctx context.Context, c *challenge, s sent) error {
-	if rt.t.Escalator == nil {
-		return nil // let through for a newer token only: replay with it
-	}
-	call := &escalationCall{t: rt.t, key: c.key, sent: s.gen, req: rt.escalationRequest(ctx, c, s)}
-	escalated, err := rt.ts.escalate(ctx, call)
-	if err != nil {
-		return err
-	}
-	if escalated {
-		rt.remedies = append(rt.remedies, remedy{key: c.key, action: c.action, escalated: true})
-	} else {
-		rt.t.event(ctx, slog.LevelDebug, "stepup: replaying with a newer token", c.attrs(rt.where())...)
-	}
-	return nil
-}
-
-// escalationRequest builds what the Escalator sees, but for the scopes,
-// which the source fills in when the escalation starts.
-func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s sent) *EscalationRequest {
-	oc := &c.oauth
-	meta, why := validateResourceMetadata(oc.ResourceMetadata, rt.ts.origin, rt.t.AllowCrossOriginMetadata)
-	if why != "" {
-		rt.t.event(ctx, slog.LevelWarn, "stepup: resource_metadata refused", append(c.attrs(rt.where()), slog.String("why", why))...)
-	}
-	r := rt.req.Clone(ctx)
-	r.Body, r.GetBody = nil, nil
-	r.Header.Del("Authorization")
-	var rejected *oauth2.Token
-	if s.tok != nil {
-		cp := *s.tok
-		rejected = &cp
-	}
-	return &EscalationRequest{
-		Reason:           c.reason,
-		Challenge:        *oc,
-		ChallengedScopes: oc.Scope,
-		ACRValues:        oc.ACRValues,
-		MaxAge:           oc.MaxAge,
-		Claims:           oc.Claims,
-		Resource:         rt.ts.resource,
-		ResourceMetadata: meta,
-		RejectedToken:    rejected,
-		Request:          r,
-		DPoP:             rt.ts.dpopConfig(),
-	}
-}
-
 // challengeError returns err, why the challenge c was not cured, as the
 // [*ChallengeError] RoundTrip documents, unless it is the caller's context
 // ending.
-func (rt *roundTrip) challengeError(c *challenge, s sent, err error) error {
+func (rt *roundTrip) challengeError(c *challenge, s *snapshot, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if ctxErr := rt.req.Context().Err(); ctxErr != nil {
 			return ctxErr

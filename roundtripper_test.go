@@ -105,9 +105,10 @@ func (w *world) source(tok *oauth2.Token, opts ...stepup.TokenSourceOption) *ste
 	return ts
 }
 
-// transport returns a stepup Transport over the world's base transport.
-func (w *world) transport(ts *stepup.TokenSource, esc stepup.Escalator) *stepup.Transport {
-	return &stepup.Transport{Base: w.base, Source: ts, Escalator: esc}
+// transport returns a stepup Transport for ts over the world's base
+// transport.
+func (w *world) transport(ts *stepup.TokenSource) *stepup.Transport {
+	return &stepup.Transport{Base: w.base, Source: ts}
 }
 
 // protect serves path the way an RFC 6750 resource server does, demanding
@@ -370,9 +371,9 @@ func TestSeedInsufficientScopeEscalatesWithoutRefresh(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/files/write", "files:read", "files:write")
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok, stepup.WithScopes("files:read"))
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(tok, stepup.WithScopes("files:read"), stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	status, body := w.mustGet(c, "/files/write")
 
@@ -405,9 +406,9 @@ func TestEscalationScopesAreRequestedGrantedAndChallenged(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/admin", "admin")
 	tok := w.as.issue(true, "files:read", "profile")
-	ts := w.source(tok, stepup.WithScopes("openid", "files:read"))
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(tok, stepup.WithScopes("openid", "files:read"), stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	status, _ := w.mustGet(c, "/admin")
 
@@ -438,7 +439,7 @@ func TestInvalidTokenConcurrentRequestsRefreshOnce(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	w.as.revoke(tok) // the resource server no longer takes it; the client cannot know
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 
 	statuses := make(chan int, n)
 	start := make(chan struct{})
@@ -497,7 +498,7 @@ func TestThousandConcurrentRequestsOneEscalation(t *testing.T) {
 	})
 	esc := newEscalator(w)
 	esc.gate = all // the escalation completes only after every request drew the 403
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 	var ok atomic.Int32
 	start := make(chan struct{})
@@ -530,7 +531,7 @@ func TestSame403AfterEscalationStops(t *testing.T) {
 	w.protect("/admin", "admin")
 	w.as.setGrantFor(func(stepup.Scopes) stepup.Scopes { return stepup.Scopes{"files:read"} }) // never grants admin
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 	ce := w.mustStop(c, "/admin", stepup.ErrExhausted)
 
@@ -556,7 +557,7 @@ func TestAlways403ManyRequestsAtMostTwoEscalations(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(nil), esc)}
+	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithEscalator(esc)))}
 
 	for range 20 {
 		ce := w.mustStop(c, "/mcp", stepup.ErrExhausted)
@@ -588,7 +589,8 @@ func TestExhaustedChallengeLapsesWithTTLOrNewGrant(t *testing.T) {
 		return out
 	})
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc))
+	tr := w.transport(ts)
 	c := &http.Client{Transport: tr}
 
 	w.mustStop(c, "/admin", stepup.ErrExhausted)
@@ -604,7 +606,7 @@ func TestExhaustedChallengeLapsesWithTTLOrNewGrant(t *testing.T) {
 	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(3), esc.calls.Load())
 
-	tr.ExhaustedTTL = time.Nanosecond // every entry has lapsed by the next request
+	ts.SetExhaustedTTL(time.Nanosecond) // every entry has lapsed by the next request
 	w.mustStop(c, "/admin", stepup.ErrExhausted)
 	assert.Equal(t, int32(4), esc.calls.Load(), "lapsed: escalated once more")
 }
@@ -620,7 +622,7 @@ func TestEndless403WithChangingScopesIsBounded(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))}
 
 	ce := w.mustStop(c, "/x", stepup.ErrReplayLimit)
 
@@ -642,7 +644,7 @@ func TestPingPong401And403IsBounded(t *testing.T) {
 		}
 	})
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 	tr.MaxReplays = 10 // the per-challenge guard, not the replay cap, must stop it
 	c := &http.Client{Transport: tr}
 
@@ -668,7 +670,7 @@ func TestEscalationFlightPanicIsChallengeError(t *testing.T) {
 		}
 	}
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 
 	_, err := w.get(&http.Client{Transport: tr}, "/write")
@@ -694,8 +696,8 @@ func TestEscalationOutlivesItsCaller(t *testing.T) {
 	esc := newEscalator(w)
 	esc.entered = make(chan *stepup.EscalationRequest, 1)
 	esc.gate = make(chan struct{})
-	ts := w.source(w.as.issue(true, "files:read"))
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc))
+	c := &http.Client{Transport: w.transport(ts)}
 
 	ctx, cancel := context.WithCancel(w.ctx())
 	errc := make(chan error, 1)
@@ -744,8 +746,8 @@ func TestEscalationTimeout(t *testing.T) {
 	esc := newEscalator(w)
 	esc.entered = make(chan *stepup.EscalationRequest, 2)
 	esc.gate = make(chan struct{}) // never opened: the user never answers
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
-	tr.EscalationTimeout = time.Millisecond
+	ts := w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc), stepup.WithEscalationTimeout(time.Millisecond))
+	tr := w.transport(ts)
 	c := &http.Client{Transport: tr}
 
 	_, err := w.get(c, "/write")
@@ -755,7 +757,7 @@ func TestEscalationTimeout(t *testing.T) {
 	recv(t, esc.entered)
 
 	close(esc.gate)
-	tr.EscalationTimeout = 0 // the default: time enough for the login
+	ts.SetEscalationTimeout(0) // the default: time enough for the login
 	status, _ := w.mustGet(c, "/write")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(2), esc.calls.Load(), "a timed-out escalation is not remembered as declined")
@@ -778,7 +780,7 @@ func TestCancelledLeaderHandsOverToWaiter(t *testing.T) {
 			joined <- struct{}{}
 		}
 	}
-	tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -831,7 +833,7 @@ func TestCrossOriginRedirectCarriesNoToken(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	esc := newEscalator(w)
 	tap := newLogTap()
-	tr := w.transport(w.source(tok), esc)
+	tr := w.transport(w.source(tok, stepup.WithEscalator(esc)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 
@@ -891,7 +893,7 @@ func TestChallengesNotActedOn(t *testing.T) {
 			})
 			esc := newEscalator(w)
 			tap := newLogTap()
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.Logger = slog.New(tap)
 			c := &http.Client{Transport: tr}
 
@@ -941,7 +943,7 @@ func TestPostBodyReplaysByteIdentical(t *testing.T) {
 				fmt.Fprint(rw, "called")
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.BufferBody = tc.buffer
 			c := &http.Client{Transport: tr}
 
@@ -995,7 +997,7 @@ func TestChallengeBodyDrainedOnlyWhenShort(t *testing.T) {
 				_, _ = rw.Write(bytes.Repeat([]byte("e"), tc.size))
 			})
 			counter := &hostileBodyCounter{base: w.base}
-			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read")), Escalator: newEscalator(w)}
+			tr := &stepup.Transport{Base: counter, Source: w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(newEscalator(w)))}
 			var mu sync.Mutex
 			var reused []bool // per send to the resource server
 			trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
@@ -1058,7 +1060,7 @@ func TestNonReplayableBodyRemediedNotResent(t *testing.T) {
 				}
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 			tr.BufferBody = tc.buffer
 			c := &http.Client{Transport: tr}
 
@@ -1096,7 +1098,7 @@ func TestStepUpAuthenticationGoesToEscalatorNeverRefresh(t *testing.T) {
 		fmt.Fprint(rw, "paid")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 
 	status, body := w.mustGet(c, "/pay")
 
@@ -1132,7 +1134,7 @@ func TestInsufficientClaimsGoesToEscalatorWithDecodedClaims(t *testing.T) {
 		fmt.Fprint(rw, "mail")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "mail.read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "mail.read"), stepup.WithEscalator(esc)))}
 
 	status, _ := w.mustGet(c, "/mail")
 
@@ -1198,7 +1200,7 @@ func TestDPoPNonce(t *testing.T) {
 			tok := w.as.issue(true, "a")
 			tok.TokenType = "DPoP"
 			esc := newEscalator(w)
-			tr := &stepup.Transport{Base: signer, Source: w.source(tok), Escalator: esc, DPoPNonce: signer.setNonce}
+			tr := &stepup.Transport{Base: signer, Source: w.source(tok, stepup.WithEscalator(esc)), DPoPNonce: signer.setNonce}
 			c := &http.Client{Transport: tr}
 
 			status, _ := w.mustGet(c, "/x")
@@ -1255,7 +1257,7 @@ func TestRefreshRotationAndOlderTokenReplay(t *testing.T) {
 	})
 	tok := w.as.issue(true, "files:read")
 	w.as.revoke(tok)
-	c := &http.Client{Transport: w.transport(w.source(tok), newEscalator(w))}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(newEscalator(w))))}
 
 	// The slow request goes out with the first token and is held.
 	slow := make(chan int, 1)
@@ -1294,7 +1296,7 @@ func TestIdenticalChallengeAfterRefreshStops(t *testing.T) {
 		w.challenge(rw, http.StatusUnauthorized, `Bearer error="invalid_token", error_description="attempt %s"`, r.Header.Get("Authorization")[7:12])
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))}
 
 	ce := w.mustStop(c, "/x", stepup.ErrExhausted)
 
@@ -1332,10 +1334,11 @@ func TestInvalidTokenWithoutRefreshReauthorizes(t *testing.T) {
 			tok := w.as.issue(tc.withRefresh, "files:read")
 			w.as.revoke(tok)
 			esc := newEscalator(w)
-			tr := w.transport(w.source(tok), nil)
+			var opts []stepup.TokenSourceOption
 			if tc.escalator {
-				tr.Escalator = esc
+				opts = append(opts, stepup.WithEscalator(esc))
 			}
+			tr := w.transport(w.source(tok, opts...))
 			c := &http.Client{Transport: tr}
 
 			if tc.wantErr != nil {
@@ -1369,13 +1372,13 @@ func Test401WithoutErrorCode(t *testing.T) {
 	tok := w.as.issue(true, "a")
 	w.as.revoke(tok)
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 	status, _ := w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load(), "treated as invalid_token")
 	assert.Zero(t, esc.calls.Load())
 
-	c = &http.Client{Transport: w.transport(w.source(nil), esc)}
+	c = &http.Client{Transport: w.transport(w.source(nil, stepup.WithEscalator(esc)))}
 	status, _ = w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(1), esc.calls.Load())
@@ -1396,7 +1399,7 @@ func Test401WithoutChallenge(t *testing.T) {
 		rw.WriteHeader(http.StatusUnauthorized)
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithScopes("files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithScopes("files:read"), stepup.WithEscalator(esc)))}
 	status, _ := w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	require.Equal(t, int32(1), esc.calls.Load())
@@ -1407,7 +1410,7 @@ func Test401WithoutChallenge(t *testing.T) {
 
 	tok := w.as.issue(true, "a")
 	w.as.revoke(tok)
-	c = &http.Client{Transport: w.transport(w.source(tok), esc)}
+	c = &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 	status, _ = w.mustGet(c, "/x")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load())
@@ -1476,7 +1479,7 @@ func TestRemedyPerChallenge(t *testing.T) {
 				tok = w.as.issue(tc.refreshToken, "files:read")
 			}
 			esc := newEscalator(w)
-			c := &http.Client{Transport: w.transport(w.source(tok), esc)}
+			c := &http.Client{Transport: w.transport(w.source(tok, stepup.WithEscalator(esc)))}
 
 			if tc.stopped {
 				ce := w.mustStop(c, "/x", stepup.ErrExhausted)
@@ -1508,7 +1511,7 @@ func TestErrorCodeWinsOverStatus(t *testing.T) {
 		fmt.Fprint(rw, "ok")
 	})
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))}
 
 	status, _ := w.mustGet(c, "/x")
 
@@ -1536,7 +1539,7 @@ func TestBare403WithScope(t *testing.T) {
 				fmt.Fprint(rw, "ok")
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 			tr.StrictInsufficientScope = strict
 			c := &http.Client{Transport: tr}
 
@@ -1580,7 +1583,7 @@ func TestResourceMetadataValidatedForEscalator(t *testing.T) {
 				fmt.Fprint(rw, "ok")
 			})
 			esc := newEscalator(w)
-			tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+			tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 			tr.AllowCrossOriginMetadata = tc.crossOrigin
 			c := &http.Client{Transport: tr}
 
@@ -1604,7 +1607,8 @@ func TestDeclinedEscalationIsRemembered(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	esc := newEscalator(w)
 	esc.decline.Store(true)
-	tr := w.transport(w.source(tok), esc)
+	ts := w.source(tok, stepup.WithEscalator(esc))
+	tr := w.transport(ts)
 	c := &http.Client{Transport: tr}
 
 	_, err := w.get(c, "/write")
@@ -1628,7 +1632,7 @@ func TestDeclinedEscalationIsRemembered(t *testing.T) {
 	}
 	assert.Equal(t, int32(1), esc.calls.Load(), "the user was asked again")
 
-	tr.ExhaustedTTL = time.Nanosecond
+	ts.SetExhaustedTTL(time.Nanosecond)
 	_, err = w.get(c, "/write")
 	assert.ErrorIs(t, err, stepup.ErrDeclined)
 	assert.Equal(t, int32(2), esc.calls.Load(), "asked again after the TTL")
@@ -1648,7 +1652,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	leaky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		return nil, fmt.Errorf("login failed for %s (refresh %s)", req.RejectedToken.AccessToken, req.RejectedToken.RefreshToken)
 	})
-	tr := w.transport(w.source(tok), leaky)
+	tr := w.transport(w.source(tok, stepup.WithEscalator(leaky)))
 	tr.Logger = slog.New(tap)
 	c := &http.Client{Transport: tr}
 	// The escalation's goroutine logs its end after it has handed the
@@ -1676,7 +1680,7 @@ func TestTokensNeverInErrorsOrLogs(t *testing.T) {
 	panicky := tokenEscalator(func(ctx context.Context, req *stepup.EscalationRequest) (*oauth2.Token, error) {
 		panic("cannot use " + req.RejectedToken.AccessToken)
 	})
-	tr2 := w.transport(w.source(w.as.issue(true, "files:read")), panicky)
+	tr2 := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(panicky)))
 	tr2.Logger = slog.New(tap)
 	_, err = w.get(&http.Client{Transport: tr2}, "/write")
 	require.ErrorAs(t, err, &ee)
@@ -1700,7 +1704,7 @@ func TestEscalationRequestPrintsWithoutToken(t *testing.T) {
 		seen = req
 		return nil, stepup.ErrDeclined
 	})
-	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+	c := &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 	_, err := w.get(c, "/write")
 	require.ErrorIs(t, err, stepup.ErrDeclined)
 	require.NotNil(t, seen)
@@ -1720,7 +1724,7 @@ func TestCallerRequestNotModified(t *testing.T) {
 	w := newWorld(t)
 	w.protect("POST /tools", "tools:call")
 	esc := newEscalator(w)
-	c := w.transport(w.source(w.as.issue(true, "files:read")), esc)
+	c := w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))
 	body := strings.NewReader("payload")
 	req, err := http.NewRequestWithContext(w.ctx(), http.MethodPost, w.rs.URL+"/tools", body)
 	require.NoError(t, err)
@@ -1748,9 +1752,9 @@ func TestComposeAboveOAuth2Transport(t *testing.T) {
 	w.protect("/files", "files:read")
 	w.protect("/write", "files:read", "files:write")
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok)
 	esc := newEscalator(w)
-	tr := &stepup.Transport{Base: &oauth2.Transport{Source: ts, Base: w.base}, Source: ts, Escalator: esc}
+	ts := w.source(tok, stepup.WithEscalator(esc))
+	tr := &stepup.Transport{Base: &oauth2.Transport{Source: ts, Base: w.base}, Source: ts}
 	c := &http.Client{Transport: tr}
 
 	status, _ := w.mustGet(c, "/write")
@@ -1772,7 +1776,7 @@ func TestComposeAboveOAuth2Transport(t *testing.T) {
 func TestComposeUnderRetryableHTTP(t *testing.T) {
 	newClient := func(w *world, esc stepup.Escalator, check retryablehttp.CheckRetry) *retryablehttp.Client {
 		rc := retryablehttp.NewClient()
-		rc.HTTPClient = &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read")), esc)}
+		rc.HTTPClient = &http.Client{Transport: w.transport(w.source(w.as.issue(true, "files:read"), stepup.WithEscalator(esc)))}
 		rc.RetryMax = 4
 		rc.RetryWaitMin, rc.RetryWaitMax = time.Millisecond, time.Millisecond
 		rc.Logger = nil
@@ -1836,7 +1840,7 @@ func TestTransportLimits(t *testing.T) {
 	w := newWorld(t)
 	w.protect("/write", "files:write")
 	esc := newEscalator(w)
-	tr := w.transport(w.source(w.as.issue(true, "a")), esc)
+	tr := w.transport(w.source(w.as.issue(true, "a"), stepup.WithEscalator(esc)))
 	tr.MaxReplays = -1
 	status, _ := w.mustGet(&http.Client{Transport: tr}, "/write")
 	assert.Equal(t, http.StatusForbidden, status)
@@ -1853,7 +1857,7 @@ func TestExpiredTokenRefreshedBeforeSending(t *testing.T) {
 	tok := w.as.issue(true, "files:read")
 	tok.Expiry = time.Now().Add(-time.Minute)
 	w.as.revoke(tok)
-	c := &http.Client{Transport: w.transport(w.source(tok), nil)}
+	c := &http.Client{Transport: w.transport(w.source(tok))}
 
 	status, _ := w.mustGet(c, "/files")
 

@@ -23,7 +23,7 @@ func ParseScopes(s string) (Scopes, error) {
 		}
 		for i := 0; i < len(v); i++ {
 			if !isScopeChar(v[i]) {
-				return nil, &ParamError{Param: "scope", Reason: "character outside RFC 6749 §3.3 set"}
+				return nil, &paramError{Param: "scope", Reason: "character outside RFC 6749 §3.3 set"}
 			}
 		}
 		if !slices.Contains(out, v) {

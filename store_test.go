@@ -87,8 +87,8 @@ func TestStoreSharesOneRefresh(t *testing.T) {
 	var sources [n]*stepup.TokenSource
 	var wg sync.WaitGroup
 	for i := range sources {
-		sources[i] = w.source(nil, stepup.WithStore(st))
-		c := &http.Client{Transport: w.transport(sources[i], newEscalator(w))}
+		sources[i] = w.source(nil, stepup.WithStore(st), stepup.WithEscalator(newEscalator(w)))
+		c := &http.Client{Transport: w.transport(sources[i])}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -121,7 +121,7 @@ func TestStoreSharesOneEscalation(t *testing.T) {
 	const n = 4
 	var wg sync.WaitGroup
 	for range n {
-		c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithStore(st)), esc)}
+		c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithStore(st), stepup.WithEscalator(esc)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -180,7 +180,7 @@ func TestStoreLoadFailure(t *testing.T) {
 	w.protect("/files", "files:read")
 	st := &failingStore{memStore: newMemStore()}
 	st.fail.Store(true)
-	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithStore(st)), newEscalator(w))}
+	c := &http.Client{Transport: w.transport(w.source(nil, stepup.WithStore(st), stepup.WithEscalator(newEscalator(w))))}
 
 	_, err := w.get(c, "/files")
 	assert.ErrorContains(t, err, "loading the saved grant")
@@ -200,10 +200,10 @@ func TestStoreUnavailableFailsRefreshClosed(t *testing.T) {
 	w.protect("/files", "files:read")
 	st := &failingStore{memStore: newMemStore()}
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok, stepup.WithStore(st))
-	w.as.revoke(tok)
 	esc := newEscalator(w)
-	c := &http.Client{Transport: w.transport(ts, esc)}
+	ts := w.source(tok, stepup.WithStore(st), stepup.WithEscalator(esc))
+	w.as.revoke(tok)
+	c := &http.Client{Transport: w.transport(ts)}
 	_, err := ts.TokenContext(w.ctx()) // loads while the store works
 	require.NoError(t, err)
 	st.failUpdate.Store(true)
@@ -222,11 +222,11 @@ func TestStoreSaveFailureKeepsTheRemedy(t *testing.T) {
 	w.protect("/files", "files:read")
 	st := &failingStore{memStore: newMemStore()}
 	tok := w.as.issue(true, "files:read")
-	ts := w.source(tok, stepup.WithStore(st))
+	ts := w.source(tok, stepup.WithStore(st), stepup.WithEscalator(newEscalator(w)))
 	w.as.revoke(tok)
 	st.failSave.Store(true)
 
-	status, _ := w.mustGet(&http.Client{Transport: w.transport(ts, newEscalator(w))}, "/files")
+	status, _ := w.mustGet(&http.Client{Transport: w.transport(ts)}, "/files")
 
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, int32(1), w.as.refreshHits.Load())

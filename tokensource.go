@@ -11,22 +11,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/stepup-go/stepup/internal/netguard"
+	"github.com/stepup-go/stepup/internal/weborigin"
 	"golang.org/x/oauth2"
 
 	"github.com/stepup-go/stepup/dpop"
-)
-
-var (
-	// ErrNoToken is returned by [TokenSource.Token] while the source holds
-	// no token yet: the first authorization has not happened.
-	ErrNoToken = errors.New("stepup: no token yet")
-	// ErrNoRefreshToken is returned by [TokenSource.Refresh] when the
-	// current token carries no refresh token, or the source has no way to
-	// refresh (see [WithOAuth2Config], [WithRefreshFunc] and
-	// [Grant.Refresh]).
-	ErrNoRefreshToken = errors.New("stepup: no refresh token")
 )
 
 // TokenSourceOption configures a [TokenSource] made by [NewTokenSource].
@@ -72,6 +63,48 @@ func WithIssuer(iss string) TokenSourceOption {
 	return func(s *TokenSource) { s.issuer = iss }
 }
 
+// Defaults of the source's escalation policy.
+const (
+	// defaultExhaustedTTL is how long a challenge that came straight back
+	// after its escalation, or whose escalation was declined, is not
+	// escalated again while the granted scopes stay the same.
+	defaultExhaustedTTL = 10 * time.Minute
+	// defaultEscalationTimeout is how long an escalation may run: long
+	// enough for a person to read a consent page and log in.
+	defaultEscalationTimeout = 5 * time.Minute
+)
+
+// WithEscalator makes e obtain the source's new authorizations, for every
+// [Transport] using the source. Without one, a challenge that only a new
+// authorization can cure comes back to the caller untouched.
+func WithEscalator(e Escalator) TokenSourceOption {
+	return func(s *TokenSource) { s.escalator = e }
+}
+
+// WithExhaustedTTL sets how long the guard remembers a challenge that came
+// straight back after its escalation, or was declined (see the package
+// documentation, "The guard"). Zero or less means 10 minutes.
+func WithExhaustedTTL(d time.Duration) TokenSourceOption {
+	return func(s *TokenSource) { s.exhaustedTTL = positiveOr(d, defaultExhaustedTTL) }
+}
+
+// WithEscalationTimeout bounds each escalation. An escalation does not end
+// with the request that started it: a request whose context ends (an
+// [http.Client] Timeout, say) stops waiting, but the escalation goes on and
+// installs its grant, so that a person who consents after the request gave
+// up is not asked again on the next one. Zero or less means 5 minutes:
+// long enough for a person to read a consent page and log in.
+func WithEscalationTimeout(d time.Duration) TokenSourceOption {
+	return func(s *TokenSource) { s.escalationTimeout = positiveOr(d, defaultEscalationTimeout) }
+}
+
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
 // WithScopes records the scopes the initial token was requested with. They
 // are the base of every escalation's scope union and, when the token
 // response carried no scope, the granted set (RFC 6749 §5.1).
@@ -80,13 +113,12 @@ func WithScopes(scopes ...string) TokenSourceOption {
 }
 
 // TokenSource is the one authority for the grant of one protected resource.
-// It holds the current token, the scopes requested and granted, and how to
-// refresh; and it runs the remedies a [Transport] decides on: at most one
-// refresh per token, and one escalation at a time for the resource, so that
-// a person sees one consent prompt at a time. It remembers the challenges
-// whose escalation was declined or came straight back, so that nobody is
-// asked in a loop. Any number of Transports, and [oauth2.Transport]s, can
-// share one source: they share one set of remedies.
+// It holds the current token, the scopes requested and granted, how to
+// refresh and the escalation policy ([WithEscalator], [WithExhaustedTTL],
+// [WithEscalationTimeout]), and it runs the remedies a [Transport] decides
+// on, as the package documentation says ("The guard", "Concurrency and
+// timeouts"). Any number of Transports, and [oauth2.Transport]s, can share
+// one source: they share one set of remedies and one policy.
 //
 // Every token installed, by refresh, escalation or [TokenSource.Set],
 // starts a new generation. A rejected request is matched against the
@@ -98,12 +130,18 @@ func WithScopes(scopes ...string) TokenSourceOption {
 // Create one with [NewTokenSource].
 type TokenSource struct {
 	resource  string
-	origin    origin
+	origin    weborigin.Origin
 	originKey string // origin.String(), part of every challenge key
 	// hostport is the resource URL's Host in lower case: most request URLs
 	// spell it the same, which matchesOrigin checks before splitting ports.
 	hostport string
 	store    Store // nil: the grant lives in this source alone
+
+	// The escalation policy, fixed when the source is made: the one
+	// authority for the grant runs it, whichever Transport asks.
+	escalator         Escalator // nil: no escalation
+	exhaustedTTL      time.Duration
+	escalationTimeout time.Duration
 
 	// mu guards the state below. It is never held across a network call
 	// or a call of user code.
@@ -138,7 +176,7 @@ type TokenSource struct {
 // NewTokenSource returns a source for the protected resource identified by
 // resource, its canonical URI (RFC 8707 §2; MCP authorization, "Canonical
 // Server URI"), starting with tok, which may be nil: the first request then
-// goes out without a token and the [Transport]'s [Escalator] is asked for
+// goes out without a token and the source's [Escalator] is asked for
 // the first authorization.
 //
 // The resource must be an absolute http or https URI without fragment; plain
@@ -153,14 +191,15 @@ func NewTokenSource(resource string, tok *oauth2.Token, opts ...TokenSourceOptio
 	if u.Fragment != "" || strings.HasSuffix(resource, "#") {
 		return nil, fmt.Errorf("stepup: resource %q has a fragment (RFC 8707 §2)", resource)
 	}
-	o, ok := originOf(u)
+	o, ok := weborigin.Of(u)
 	if !ok {
 		return nil, fmt.Errorf("stepup: resource %q is not an absolute http(s) URI", resource)
 	}
-	if o.scheme == "http" && !netguard.IsLoopbackHost(o.host) {
+	if o.Scheme == "http" && !netguard.IsLoopbackHost(o.Host) {
 		return nil, fmt.Errorf("stepup: resource %q: bearer tokens need https except on loopback (RFC 6750 §5.3)", resource)
 	}
-	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host)}
+	s := &TokenSource{resource: resource, origin: o, originKey: o.String(), hostport: strings.ToLower(u.Host),
+		exhaustedTTL: defaultExhaustedTTL, escalationTimeout: defaultEscalationTimeout}
 	s.snap.Store(&snapshot{})
 	s.refreshes.timeout = refreshTimeout
 	for _, opt := range opts {
@@ -189,8 +228,8 @@ func (s *TokenSource) Token() (*oauth2.Token, error) {
 //
 // An expired token that cannot be refreshed, because it has no refresh
 // token or the authorization server refused it (invalid_grant), is
-// returned as it is: the resource's 401 then tells a [Transport] to ask its
-// [Escalator] for a new authorization, also when an [oauth2.Transport]
+// returned as it is: the resource's 401 then tells a [Transport] to have
+// the [Escalator] obtain a new authorization, also when an [oauth2.Transport]
 // below it uses this source. A refresh that failed for another reason (the
 // token endpoint is down, say) returns an error wrapping
 // [ErrRefreshFailed]. The returned token must not be modified.
@@ -214,35 +253,6 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	default:
 		return nil, err
 	}
-}
-
-// Refresh returns a token newer than rejected, the token a resource server
-// refused. When the source already holds a newer token, because another
-// goroutine refreshed or an escalation installed one, it is returned without
-// a network call. Otherwise the current refresh token is redeemed, once for
-// all goroutines asking at the same time: a rotating refresh token is never
-// used twice (OAuth 2.1 §4.3.1). Refresh never widens the scope.
-//
-// It fails with [ErrNoRefreshToken] when there is nothing to refresh with,
-// with an error matching [ErrInvalidGrant] when the authorization server
-// refused the refresh token, and with one wrapping [ErrRefreshFailed]
-// otherwise. A caller whose ctx ends stops waiting, but the refresh goes on
-// (for up to a minute) and its token is installed: with a rotating refresh
-// token, a refresh abandoned after the server answered would lose the new
-// refresh token, and the grant with it.
-func (s *TokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
-	if err := s.load(ctx); err != nil {
-		return nil, err
-	}
-	tok, gen, _ := s.current()
-	if tok != nil && (rejected == nil || tok.AccessToken != rejected.AccessToken) {
-		return tok, nil
-	}
-	if err := s.refreshFrom(ctx, gen); err != nil {
-		return nil, err
-	}
-	tok, _, _ = s.current()
-	return tok, nil
 }
 
 // Set installs tok, obtained by a new authorization that requested the
@@ -322,7 +332,8 @@ func (s *TokenSource) LogValue() slog.Value {
 
 // snapshot is what a request needs of the current token, published as one
 // immutable value so that the path of every request reads it without a
-// lock and passes it on as one pointer.
+// lock and passes it on as one pointer. A request keeps the snapshot it was
+// sent with: the token it carried, whose tok is nil when none was attached.
 type snapshot struct {
 	tok  *oauth2.Token // nil before the first token
 	gen  uint64
@@ -347,15 +358,6 @@ func (s *TokenSource) noteAccepted(gen uint64) {
 			return
 		}
 	}
-}
-
-// canRefresh reports whether the token of generation gen, the current one,
-// can be refreshed.
-func (s *TokenSource) canRefresh(gen uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.snap.Load()
-	return cur.gen == gen && cur.tok != nil && cur.tok.RefreshToken != "" && s.refresh != nil && s.goneGen != gen
 }
 
 // installLocked makes tok current and returns its generation. newGrant says
@@ -411,8 +413,8 @@ func scopeExtra(tok *oauth2.Token) (Scopes, bool) {
 // the resource's, the common case, is matched without splitting host and
 // port.
 func (s *TokenSource) matchesOrigin(u *url.URL) bool {
-	if u != nil && u.Host == s.hostport && u.Scheme == s.origin.scheme {
+	if u != nil && u.Host == s.hostport && u.Scheme == s.origin.Scheme {
 		return true
 	}
-	return s.origin.matches(u)
+	return s.origin.Matches(u)
 }

@@ -18,7 +18,8 @@
 // tells the source how to refresh with the client that was used.
 //
 //	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: authcode.OpenBrowser}}
-//	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: esc}}
+//	ts, err := stepup.NewTokenSource(resource, nil, stepup.WithEscalator(esc))
+//	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 //
 // # OpenID Providers and plain OAuth servers
 //

@@ -18,6 +18,7 @@ import (
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/discovery"
 	"github.com/stepup-go/stepup/dpop"
+	"github.com/stepup-go/stepup/internal/netguard"
 )
 
 // DefaultClientName is the client_name of a dynamic registration when
@@ -300,13 +301,13 @@ func fits(as *discovery.AuthServer) error {
 	if err != nil {
 		return fmt.Errorf("authcode: authorization endpoint: %w", err)
 	}
-	if u.Scheme != "https" && !discovery.IsLoopbackHost(u.Hostname()) {
+	if u.Scheme != "https" && !netguard.IsLoopbackHost(u.Hostname()) {
 		return errors.New("authcode: authorization endpoint is not https (RFC 6749 §3.1)")
 	}
 	if par := as.PushedAuthorizationRequestEndpoint; par != "" {
 		// The request, with any client secret, is sent there.
 		pu, err := url.Parse(par)
-		if err != nil || pu.Scheme != "https" && !discovery.IsLoopbackHost(pu.Hostname()) {
+		if err != nil || pu.Scheme != "https" && !netguard.IsLoopbackHost(pu.Hostname()) {
 			return errors.New("authcode: pushed authorization request endpoint is not https (RFC 9126 §2)")
 		}
 	}

@@ -42,11 +42,11 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(w.disc.CloseIdleConnections)
 	w.esc = &authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: w.disc}
 	var err error
-	w.ts, err = stepup.NewTokenSource(w.rs.resource, nil)
+	w.ts, err = stepup.NewTokenSource(w.rs.resource, nil, stepup.WithEscalator(w.esc))
 	require.NoError(t, err)
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(base.CloseIdleConnections)
-	w.client = &http.Client{Transport: &stepup.Transport{Base: base, Source: w.ts, Escalator: w.esc}}
+	w.client = &http.Client{Transport: &stepup.Transport{Base: base, Source: w.ts}}
 	return w
 }
 

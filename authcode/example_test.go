@@ -30,10 +30,6 @@ func ExampleEscalator() {
 	as.ScopesSupported = []string{"tools:read", "tools:write", "offline_access"}
 	mcp.needs["/mcp/tools/write"] = "tools:write"
 
-	ts, err := stepup.NewTokenSource(mcp.resource, nil) // no token yet
-	if err != nil {
-		log.Fatal(err)
-	}
 	escalator := &authcode.Escalator{
 		Receiver: &authcode.Loopback{Open: func(ctx context.Context, authURL string) error {
 			u, _ := url.Parse(authURL)
@@ -41,7 +37,11 @@ func ExampleEscalator() {
 			return followInBrowser(ctx, authURL)
 		}},
 	}
-	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: escalator}}
+	ts, err := stepup.NewTokenSource(mcp.resource, nil, stepup.WithEscalator(escalator)) // no token yet
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 
 	for _, tool := range []string{"/mcp/tools/read", "/mcp/tools/write"} {
 		resp, err := client.Get(mcp.srv.URL + tool)

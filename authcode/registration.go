@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/internal/netguard"
 )
 
 // The token endpoint client authentication methods a [Registration] may
@@ -82,7 +83,7 @@ func sameLoopback(a, b string) bool {
 	ua, err1 := url.Parse(a)
 	ub, err2 := url.Parse(b)
 	return err1 == nil && err2 == nil && ua.Scheme == "http" && ub.Scheme == "http" &&
-		ua.Hostname() == ub.Hostname() && discovery.IsLoopbackHost(ua.Hostname()) &&
+		ua.Hostname() == ub.Hostname() && netguard.IsLoopbackHost(ua.Hostname()) &&
 		ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery
 }
 
@@ -187,7 +188,7 @@ type clientMetadata struct {
 // exact URI registered. web for an http(s) redirect URI on another host.
 func applicationType(redirectURI string) string {
 	u, err := url.Parse(redirectURI)
-	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && !discovery.IsLoopbackHost(u.Hostname()) {
+	if err == nil && (u.Scheme == "https" || u.Scheme == "http") && !netguard.IsLoopbackHost(u.Hostname()) {
 		return "web"
 	}
 	return "native"

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/stepup-go/stepup/internal/httpretry"
 	"github.com/stepup-go/stepup/internal/netguard"
+	"github.com/stepup-go/stepup/internal/weborigin"
 )
 
 // Defaults of a [Client]'s zero fields.
@@ -199,11 +201,15 @@ func (c *Client) client(p netguard.Policy) *http.Client {
 	return &http.Client{Transport: c.transport(p), Timeout: timeout}
 }
 
-// RetryingHTTPClient is [Client.HTTPClient] through go-retryablehttp: a
-// request that meets a network error or a 5xx answer (but 501) is tried
-// again, up to RetryMax times with exponential backoff; a 4xx answer, a
-// refused target and the end of the request's context are not. The last
-// answer is returned as it is. Use it for token requests.
+// RetryingHTTPClient is [Client.HTTPClient] through go-retryablehttp, for
+// token requests that present what a server accepts once: an
+// authorization code (RFC 6749 §4.1.3), an assertion with a jti (RFC 7523
+// §3). Such a request is tried again, up to RetryMax times with
+// exponential backoff, only when the server cannot have acted on it (the
+// connection was never made, or it answered 429 or 503). After any other
+// failure it may have been served, and a second redemption of a code
+// would be refused and taken for an attack (RFC 6749 §4.1.2, §10.5). The
+// last answer is returned as it is.
 func (c *Client) RetryingHTTPClient(resource string) *http.Client {
 	return c.Retrying(c.HTTPClient(resource))
 }
@@ -213,10 +219,10 @@ func (c *Client) RetryingHTTPClient(resource string) *http.Client {
 // client that signs each request (a DPoP proof, RFC 9449 §4) signs each
 // try.
 func (c *Client) Retrying(hc *http.Client) *http.Client {
-	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(hc)}}
+	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(hc, httpretry.TokenPolicy(httpretry.Code))}}
 }
 
-func (c *Client) retrying(hc *http.Client) *retryablehttp.Client {
+func (c *Client) retrying(hc *http.Client, check retryablehttp.CheckRetry) *retryablehttp.Client {
 	retryMax := c.RetryMax
 	switch {
 	case retryMax == 0:
@@ -231,21 +237,14 @@ func (c *Client) retrying(hc *http.Client) *retryablehttp.Client {
 	if hi <= 0 {
 		hi = DefaultRetryWaitMax
 	}
-	return &retryablehttp.Client{
-		HTTPClient:   hc,
-		RetryWaitMin: lo,
-		RetryWaitMax: max(lo, hi),
-		RetryMax:     retryMax,
-		CheckRetry:   retryPolicy,
-		Backoff:      cappedBackoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	return httpretry.New(hc, check, retryMax, lo, hi)
 }
 
-// retryPolicy retries network errors and 5xx answers but 501, never a
-// 4xx answer (not even 429: a metadata or token request that was refused
-// will be refused again), nor a refused target, nor after ctx ended.
-func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+// metadataPolicy retries network errors and 5xx answers but 501 of the GET
+// of a metadata document, which is safe to send again; never a 4xx answer
+// (not even 429: a metadata request that was refused will be refused
+// again), nor a refused target, nor after ctx ended.
+func metadataPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -258,12 +257,6 @@ func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, err
 		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 	}
 	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
-}
-
-// cappedBackoff is retryablehttp's exponential backoff, which honours a
-// Retry-After header, capped at hi: a server may ask for an hour.
-func cappedBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-	return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), hi)
 }
 
 // ProtectedResource returns the metadata of the protected resource
@@ -402,7 +395,7 @@ func covers(resource string, r *url.URL) bool {
 		return true
 	}
 	d, err := parseHTTPURL(resource)
-	if err != nil || !sameOrigin(d, r) || d.RawQuery != "" || d.ForceQuery {
+	if err != nil || !weborigin.Same(d, r) || d.RawQuery != "" || d.ForceQuery {
 		return false
 	}
 	dp := d.EscapedPath()
@@ -414,24 +407,6 @@ func covers(resource string, r *url.URL) bool {
 		rp += "/"
 	}
 	return strings.HasPrefix(rp, dp)
-}
-
-// sameOrigin compares scheme, host and port (RFC 6454 §5), with default
-// ports made explicit and host names in lower case.
-func sameOrigin(a, b *url.URL) bool {
-	return a.Scheme == b.Scheme &&
-		strings.EqualFold(strings.TrimSuffix(a.Hostname(), "."), strings.TrimSuffix(b.Hostname(), ".")) &&
-		portOf(a) == portOf(b)
-}
-
-func portOf(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	if u.Scheme == "http" {
-		return "80"
-	}
-	return "443"
 }
 
 // absent reports whether err says that there is no document at a
@@ -509,7 +484,7 @@ func (c *Client) fetch(ctx context.Context, p netguard.Policy, u string) ([]byte
 		return nil, fmt.Errorf("discovery: %q: %w", u, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.retrying(c.client(p)).Do(req)
+	resp, err := c.retrying(c.client(p), metadataPolicy).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: GET %s: %w", u, err)
 	}

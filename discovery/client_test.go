@@ -465,7 +465,7 @@ func TestHTTPClientsHoldPolicy(t *testing.T) {
 	var tries int
 	s.handle("/token", func(w http.ResponseWriter, r *http.Request) {
 		if tries++; tries == 1 {
-			http.Error(w, "hiccup", http.StatusInternalServerError)
+			http.Error(w, "hiccup", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok")
@@ -477,7 +477,7 @@ func TestHTTPClientsHoldPolicy(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, 2, tries, "retried after a 500")
+	assert.Equal(t, 2, tries, "retried after a 503")
 
 	resp, err = c.HTTPClient(s.URL + "/mcp").Get(s.URL + "/token")
 	require.NoError(t, err)

@@ -16,12 +16,6 @@ import (
 // of servers the user may not trust.
 var ErrRefusedTarget = netguard.ErrRefused
 
-// IsLoopbackHost reports whether host, as [url.URL.Hostname] returns it,
-// names the local machine: localhost or a name under it (RFC 6761 §6.3),
-// or a loopback address. Requests on behalf of a resource on such a host
-// may go to loopback targets.
-func IsLoopbackHost(host string) bool { return netguard.IsLoopbackHost(host) }
-
 // guardedTransport checks every request, each redirect included, against
 // the policy before base sends it.
 type guardedTransport struct {

@@ -3,6 +3,8 @@ package discovery
 import (
 	"context"
 	"fmt"
+
+	"github.com/stepup-go/stepup/internal/weborigin"
 )
 
 // LegacyAuthServer returns the authorization server metadata of a
@@ -52,7 +54,7 @@ func (c *Client) LegacyAuthServer(ctx context.Context, resource string) (*AuthSe
 			continue
 		}
 		eu, err := parseHTTPURL(e.url) // the parser checked it; parse again to compare
-		if err != nil || !sameOrigin(eu, ru) {
+		if err != nil || !weborigin.Same(eu, ru) {
 			return nil, fmt.Errorf("%w: %s names %s %q, not on the origin of %s (MCP 2025-03-26 fallback)",
 				ErrMismatch, u, e.name, e.url, resource)
 		}

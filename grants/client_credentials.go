@@ -70,7 +70,7 @@ func (c *ClientCredentials) Escalate(ctx context.Context, req *stepup.Escalation
 		extra:     c.EndpointParams,
 		dpop:      req.DPoP,
 	}
-	tok, err := r.send(ctx, disc.HTTPClient(t.prm.Resource))
+	tok, err := r.send(ctx, tokenClient(disc, t.prm.Resource, req.DPoP))
 	if err != nil {
 		return nil, err
 	}

@@ -38,15 +38,16 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	as := newAuthServer(t)
 	rs := newResourceServer(t, as)
-	ts, err := stepup.NewTokenSource(rs.resource, nil)
-	require.NoError(t, err)
-	return &world{as: as, rs: rs, ts: ts}
+	return &world{as: as, rs: rs}
 }
 
-// client makes the http.Client with esc.
+// client makes the world's source, escalating with esc, and the
+// http.Client over it.
 func (w *world) client(t *testing.T, esc stepup.Escalator) *http.Client {
-	w.esc = esc
-	w.hc = &http.Client{Transport: &stepup.Transport{Source: w.ts, Escalator: esc}}
+	ts, err := stepup.NewTokenSource(w.rs.resource, nil, stepup.WithEscalator(esc))
+	require.NoError(t, err)
+	w.ts, w.esc = ts, esc
+	w.hc = &http.Client{Transport: &stepup.Transport{Source: w.ts}}
 	t.Cleanup(w.hc.CloseIdleConnections)
 	return w.hc
 }

@@ -97,10 +97,10 @@ func TestClientCredentialsDPoP(t *testing.T) {
 
 	key, err := dpop.GenerateKey()
 	require.NoError(t, err)
-	ts, err := stepup.NewTokenSource(resource, nil, stepup.WithDPoP(key))
+	ts, err := stepup.NewTokenSource(resource, nil, stepup.WithDPoP(key), stepup.WithEscalator(&grants.ClientCredentials{
+		Auth: grants.ClientSecret{ClientID: "svc", Secret: "s"}, Discovery: disc()}))
 	require.NoError(t, err)
-	hc := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: &grants.ClientCredentials{
-		Auth: grants.ClientSecret{ClientID: "svc", Secret: "s"}, Discovery: disc()}}}
+	hc := &http.Client{Transport: &stepup.Transport{Source: ts}}
 	t.Cleanup(hc.CloseIdleConnections)
 	for range 2 {
 		resp, err := hc.Get(resource)

@@ -97,12 +97,14 @@ func (e *Enterprise) Escalate(ctx context.Context, req *stepup.EscalationRequest
 		return nil, err
 	}
 	scopes := t.scopes(req)
-	hc := disc.HTTPClient(t.prm.Resource)
+	hc := disc.RetryingHTTPClient(t.prm.Resource)
 	jag, err := e.exchange(ctx, hc, idp, t, idToken, scopes)
 	if err != nil {
 		return nil, err
 	}
-	return redeemAssertion(ctx, hc, t, jag, scopes, e.Client, nil, req.DPoP)
+	// The ID-JAG is the IdP's to give; the access token, bound to the
+	// source's key, the resource's authorization server's (RFC 9449 §5).
+	return redeemAssertion(ctx, tokenClient(disc, t.prm.Resource, req.DPoP), t, jag, scopes, e.Client, nil, req.DPoP)
 }
 
 // idp returns the IdP's metadata, or as much of it as IdPTokenEndpoint

@@ -55,16 +55,13 @@ func ExampleClientCredentials() {
 	mcp := newResourceServer(e, as)
 	mcp.needs = map[string]string{"/mcp/tools/list": "tools:read", "/mcp/tools/call": "tools:call"}
 
-	ts, err := stepup.NewTokenSource(mcp.resource, nil)
+	ts, err := stepup.NewTokenSource(mcp.resource, nil, stepup.WithEscalator(&grants.ClientCredentials{
+		Auth: grants.ClientSecret{ClientID: "reports-job", Secret: "s3cret-from-the-vault"},
+	}))
 	if err != nil {
 		log.Fatal(err)
 	}
-	hc := &http.Client{Transport: &stepup.Transport{
-		Source: ts,
-		Escalator: &grants.ClientCredentials{
-			Auth: grants.ClientSecret{ClientID: "reports-job", Secret: "s3cret-from-the-vault"},
-		},
-	}}
+	hc := &http.Client{Transport: &stepup.Transport{Source: ts}}
 	show(hc, mcp.srv.URL+"/mcp/tools/list")
 	show(hc, mcp.srv.URL+"/mcp/tools/call")
 	for _, r := range as.TokenRequests() {
@@ -93,19 +90,16 @@ func ExampleEnterprise() {
 	mcp.needs = map[string]string{"/mcp/tools/call": "tools:call"}
 	idToken := idp.idToken(e, "alice@example.com", time.Hour)
 
-	ts, err := stepup.NewTokenSource(mcp.resource, nil)
+	ts, err := stepup.NewTokenSource(mcp.resource, nil, stepup.WithEscalator(&grants.Enterprise{
+		IDToken:   func(context.Context) (string, error) { return idToken, nil },
+		IdPIssuer: idp.issuer,
+		IdPClient: grants.PublicClient{ClientID: idp.clientID},
+		Client:    grants.ClientSecret{ClientID: "mcp-client", Secret: "mcp-secret"},
+	}))
 	if err != nil {
 		log.Fatal(err)
 	}
-	hc := &http.Client{Transport: &stepup.Transport{
-		Source: ts,
-		Escalator: &grants.Enterprise{
-			IDToken:   func(context.Context) (string, error) { return idToken, nil },
-			IdPIssuer: idp.issuer,
-			IdPClient: grants.PublicClient{ClientID: idp.clientID},
-			Client:    grants.ClientSecret{ClientID: "mcp-client", Secret: "mcp-secret"},
-		},
-	}}
+	hc := &http.Client{Transport: &stepup.Transport{Source: ts}}
 	show(hc, mcp.srv.URL+"/mcp/tools/call")
 	for _, x := range idp.exchangeRequests() {
 		fmt.Printf("at the IdP: %s for %s\n", x.Get("requested_token_type"), x.Get("scope"))
@@ -157,14 +151,11 @@ func ExampleWorkload() {
 		log.Fatal(err)
 	}
 
-	ts, err := stepup.NewTokenSource(mcp.resource, nil)
+	ts, err := stepup.NewTokenSource(mcp.resource, nil, stepup.WithEscalator(&grants.Workload{Token: grants.TokenFile(file)}))
 	if err != nil {
 		log.Fatal(err)
 	}
-	hc := &http.Client{Transport: &stepup.Transport{
-		Source:    ts,
-		Escalator: &grants.Workload{Token: grants.TokenFile(file)},
-	}}
+	hc := &http.Client{Transport: &stepup.Transport{Source: ts}}
 	show(hc, mcp.srv.URL+"/mcp/tools/call")
 	for _, r := range as.TokenRequests() {
 		fmt.Printf("token request: %s, scope %q\n", r.Form.Get("grant_type"), r.Form.Get("scope"))

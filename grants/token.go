@@ -41,8 +41,10 @@ type tokenRequest struct {
 
 // send makes the request through x/oauth2's client credentials flow,
 // whose parameters may name another grant_type, with hc, and returns the
-// token it got. It is not retried: an assertion's jti may be used once
-// only (RFC 7523 §3). Its errors never hold a credential.
+// token it got. hc is a [discovery.Client.RetryingHTTPClient]: the request
+// is tried again only when the server cannot have acted on it, since an
+// assertion's jti may be used once only (RFC 7523 §3). Its errors never
+// hold a credential.
 func (r *tokenRequest) send(ctx context.Context, hc *http.Client) (*oauth2.Token, error) {
 	cred := &credential{style: oauth2.AuthStyleInParams}
 	if r.auth != nil {
@@ -72,7 +74,6 @@ func (r *tokenRequest) send(ctx context.Context, hc *http.Client) (*oauth2.Token
 		if err := r.dpop.Key.Accepted(r.as.DPoPSigningAlgValuesSupported); err != nil {
 			return nil, fmt.Errorf("grants: %w", err)
 		}
-		hc = r.dpop.Client(hc) // the token is bound to the key (RFC 9449 §5)
 	}
 	tok, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 	if err != nil {
@@ -137,6 +138,16 @@ func accessToken(tok *oauth2.Token, endpoint string, bound bool) (*oauth2.Token,
 	}
 	tok.RefreshToken = ""
 	return tok, nil
+}
+
+// tokenClient is the client of a token request for resource: through the
+// token-request retries, each try with a fresh proof of d's key when d is
+// not nil (RFC 9449 §5: the token is bound to the key).
+func tokenClient(disc *discovery.Client, resource string, d *dpop.Config) *http.Client {
+	if d == nil {
+		return disc.RetryingHTTPClient(resource)
+	}
+	return disc.Retrying(d.Client(disc.HTTPClient(resource)))
 }
 
 // grant is what an Escalator of this package returns for tok from t.

@@ -137,12 +137,10 @@ func TestWorkloadTokenMissing(t *testing.T) {
 		grants.TokenEnv("STEPUP_TEST_NO_SUCH_VARIABLE"),
 		grants.TokenEnv("STEPUP_TEST_WORKLOAD_TOKEN"),
 	} {
-		w.ts, _ = stepup.NewTokenSource(w.rs.resource, nil)
 		w.client(t, &grants.Workload{Token: get, Discovery: disc()})
 		_, err := w.get(t, "/mcp/a")
 		require.ErrorIs(t, err, grants.ErrNoSubjectToken)
 	}
-	w.ts, _ = stepup.NewTokenSource(w.rs.resource, nil)
 	w.client(t, &grants.Workload{Token: grants.TokenFile(filepath.Join(t.TempDir(), "none")), Discovery: disc()})
 	_, err := w.get(t, "/mcp/a")
 	require.ErrorIs(t, err, os.ErrNotExist)

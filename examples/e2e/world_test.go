@@ -88,13 +88,12 @@ func newWorld(t *testing.T, sdk mcpclient.SDK, srv serverKind, opts ...func(*set
 	t.Cleanup(base.CloseIdleConnections)
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
-	ts, err := stepup.NewTokenSource(w.mcp.URL, nil)
+	ts, err := stepup.NewTokenSource(w.mcp.URL, nil, stepup.WithEscalator(&authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: disc}))
 	require.NoError(t, err)
 	w.ts = ts
 	w.hc = &http.Client{Transport: &stepup.Transport{
-		Base:      base,
-		Source:    ts,
-		Escalator: &authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: disc},
+		Base:   base,
+		Source: ts,
 	}}
 	return w
 }

@@ -142,14 +142,14 @@ func TestAuthorizationServerMigration(t *testing.T) {
 	rs, servers := startMoving(t, 2)
 	as1, as2, resource := servers[0], servers[1], rs.resource
 
-	ts, err := stepup.NewTokenSource(resource, nil)
-	require.NoError(t, err)
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
 	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: browserFor(as1, as2)}, Discovery: disc}
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}}
+	ts, err := stepup.NewTokenSource(resource, nil, stepup.WithEscalator(esc))
+	require.NoError(t, err)
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts}}
 
 	getOK(t, hc, resource)
 	first, err := ts.Token()

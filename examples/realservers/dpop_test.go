@@ -136,8 +136,6 @@ func TestDPoPOIDCProvider(t *testing.T) {
 	})
 	key, err := dpop.GenerateKey()
 	require.NoError(t, err)
-	ts, err := stepup.NewTokenSource(r.srv.URL+"/mcp", nil, stepup.WithDPoP(key))
-	require.NoError(t, err)
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
 	var asked []string
@@ -145,10 +143,12 @@ func TestDPoPOIDCProvider(t *testing.T) {
 		asked = append(asked, authURL)
 		return r.as.Browser(ctx, authURL)
 	}}}
+	ts, err := stepup.NewTokenSource(r.srv.URL+"/mcp", nil, stepup.WithDPoP(key), stepup.WithEscalator(esc))
+	require.NoError(t, err)
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
 	var logs bytes.Buffer
-	tr := &stepup.Transport{Base: base, Source: ts, Escalator: esc,
+	tr := &stepup.Transport{Base: base, Source: ts,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	hc := &http.Client{Transport: tr}
 	call := func(tool string) string {

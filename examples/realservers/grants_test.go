@@ -70,11 +70,11 @@ func newGrantsEnv(t *testing.T, srv server) *env {
 // with esc.
 func (e *env) connectEscalator(esc stepup.Escalator) *client {
 	t := e.t
-	ts, err := stepup.NewTokenSource(e.mcp.URL, nil)
+	ts, err := stepup.NewTokenSource(e.mcp.URL, nil, stepup.WithEscalator(esc))
 	require.NoError(t, err)
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}}
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts}}
 	session, err := mcpclient.Connect(context.Background(), mcpclient.GoSDK, e.mcp.URL, hc, mcpclient.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = session.Close() })

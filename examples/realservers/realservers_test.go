@@ -237,15 +237,15 @@ func (e *env) connectWith(sdk mcpclient.SDK, store stepup.Store) *client {
 	if store != nil {
 		opts = append(opts, stepup.WithStore(store))
 	}
-	ts, err := stepup.NewTokenSource(e.mcp.URL, nil, opts...)
-	require.NoError(t, err)
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
 	// Client is nil where the server registers clients dynamically.
 	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: e.browser}, Client: e.as.Client, Discovery: disc}
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}}
+	ts, err := stepup.NewTokenSource(e.mcp.URL, nil, append(opts, stepup.WithEscalator(esc))...)
+	require.NoError(t, err)
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts}}
 	var copts mcpclient.Options
 	if sdk == mcpclient.MCPGo {
 		copts.ProtocolVersion = mcpclient.Legacy // see mcpclient.Options
@@ -355,8 +355,13 @@ func concurrentRefresh(t *testing.T, e *env) {
 	if e.as.Features.RefreshRotation {
 		assert.NotEqual(t, tok.RefreshToken, now.RefreshToken, "rotated")
 	}
-	next, err := c.ts.Refresh(ctx, now)
+	// Expired here, it is refreshed with that refresh token.
+	expired := *now
+	expired.Expiry = time.Now().Add(-time.Minute)
+	c.ts.Set(&expired, requested)
+	next, err := c.ts.TokenContext(ctx)
 	require.NoError(t, err, "the grant stands")
+	require.NotEqual(t, now.AccessToken, next.AccessToken, "refreshed")
 	_, err = e.as.Verify(ctx, next.AccessToken)
 	require.NoError(t, err)
 }

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,14 +101,14 @@ func TestStepUpAgainstZitadel(t *testing.T) {
 
 	disc := &discovery.Client{}
 	t.Cleanup(disc.CloseIdleConnections)
-	ts, err := stepup.NewTokenSource(rs.URL+"/mcp", nil)
-	require.NoError(t, err)
 	esc := &authcode.Escalator{
 		Receiver:  &authcode.Loopback{Open: open},
 		Client:    prov.Client,
 		Discovery: disc,
 	}
-	client := &http.Client{Transport: &stepup.Transport{Source: ts, Escalator: esc}}
+	ts, err := stepup.NewTokenSource(rs.URL+"/mcp", nil, stepup.WithEscalator(esc))
+	require.NoError(t, err)
+	client := &http.Client{Transport: &stepup.Transport{Source: ts}}
 
 	get := func(path string) string {
 		resp, err := client.Get(rs.URL + path)
@@ -134,7 +135,11 @@ func TestStepUpAgainstZitadel(t *testing.T) {
 	// the provider keeps the grant's scope.
 	stepped, err := ts.Token()
 	require.NoError(t, err)
-	refreshed, err := ts.Refresh(context.Background(), stepped)
+	expired := *stepped
+	expired.Expiry = time.Now().Add(-time.Minute)
+	requested, _ := ts.Scopes()
+	ts.Set(&expired, requested)
+	refreshed, err := ts.Token()
 	require.NoError(t, err)
 	assert.NotEqual(t, stepped.AccessToken, refreshed.AccessToken)
 	assert.NotEqual(t, stepped.RefreshToken, refreshed.RefreshToken, "the provider rotates refresh tokens")

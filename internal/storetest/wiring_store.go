@@ -16,9 +16,10 @@ func newStoreTransport(_ context.Context, st stepup.Store, key stepup.StoreKey, 
 	ts, err := stepup.NewTokenSource(key.Resource, nil,
 		stepup.WithStore(st),
 		stepup.WithIssuer(key.Issuer),
-		stepup.WithOAuth2Config(cfg))
+		stepup.WithOAuth2Config(cfg),
+		stepup.WithEscalator(esc))
 	if err != nil {
 		return nil, err
 	}
-	return &stepup.Transport{Source: ts, Escalator: esc}, nil
+	return &stepup.Transport{Source: ts}, nil
 }

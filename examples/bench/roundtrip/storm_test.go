@@ -178,11 +178,6 @@ func (r *stormRig) storm(tb testing.TB) stormResult {
 		TokenType:    "Bearer",
 		Expiry:       time.Now().Add(time.Hour),
 	}
-	ts, err := stepup.NewTokenSource(r.resource.URL+"/", initial,
-		stepup.WithOAuth2Config(r.config), stepup.WithScopes("files:read"))
-	if err != nil {
-		tb.Fatal(err)
-	}
 	// The remedy, escalation or refresh, is held until every request of
 	// the storm has had its answer: a real one takes at least a round
 	// trip to the authorization server, a user's consent at worst, and
@@ -191,22 +186,27 @@ func (r *stormRig) storm(tb testing.TB) stormResult {
 	// sleep. No remedy, no new token: every first send draws the challenge.
 	gate := make(chan struct{})
 	r.gate.Store(&gate)
+	escalator := stepup.EscalatorFunc(func(ctx context.Context, er *stepup.EscalationRequest) (*stepup.Grant, error) {
+		e := r.escalations.Add(1)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &stepup.Grant{Token: &oauth2.Token{
+			AccessToken: fmt.Sprintf("escalated-%d", e),
+			TokenType:   "Bearer",
+			Expiry:      time.Now().Add(time.Hour),
+		}}, nil
+	})
+	ts, err := stepup.NewTokenSource(r.resource.URL+"/", initial,
+		stepup.WithOAuth2Config(r.config), stepup.WithScopes("files:read"), stepup.WithEscalator(escalator))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	client := &http.Client{Transport: &stepup.Transport{
 		Base:   &gatingBase{base: r.base, gate: gate},
 		Source: ts,
-		Escalator: stepup.EscalatorFunc(func(ctx context.Context, er *stepup.EscalationRequest) (*stepup.Grant, error) {
-			e := r.escalations.Add(1)
-			select {
-			case <-gate:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			return &stepup.Grant{Token: &oauth2.Token{
-				AccessToken: fmt.Sprintf("escalated-%d", e),
-				TokenType:   "Bearer",
-				Expiry:      time.Now().Add(time.Hour),
-			}}, nil
-		}),
 	}}
 
 	escalations0, refreshes0, served0 := r.escalations.Load(), r.refreshes.Load(), r.served.Load()

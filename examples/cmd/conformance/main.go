@@ -117,7 +117,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // session runs the scenario's client steps.
 func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string, sc scenarioContext, logger *slog.Logger, stdout io.Writer) error {
-	var opts []stepup.TokenSourceOption
+	esc := newEscalator(sc)
+	defer esc.Discovery.CloseIdleConnections()
+	escalator, err := chooseEscalator(sc, esc, esc.Discovery)
+	if err != nil {
+		return err
+	}
+	opts := []stepup.TokenSourceOption{stepup.WithEscalator(escalator)}
 	if sc.dpop {
 		key, err := dpop.GenerateKey()
 		if err != nil {
@@ -129,16 +135,9 @@ func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string,
 	if err != nil {
 		return err
 	}
-	esc := newEscalator(sc)
-	defer esc.Discovery.CloseIdleConnections()
-	escalator, err := chooseEscalator(sc, esc, esc.Discovery)
-	if err != nil {
-		return err
-	}
 	hc := &http.Client{Transport: &stepup.Transport{
-		Source:    ts,
-		Escalator: escalator,
-		Logger:    logger,
+		Source: ts,
+		Logger: logger,
 	}}
 	s, err := mcpclient.Connect(ctx, sdk, serverURL, hc, mcpclient.Options{ProtocolVersion: protocol})
 	if err != nil {

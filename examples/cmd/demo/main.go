@@ -99,16 +99,15 @@ func run(out io.Writer, o options) error {
 		}
 		receiver = &authcode.Loopback{Open: open}
 	}
-	ts, err := stepup.NewTokenSource(srv.URL, nil)
+	esc := newEscalator(receiver)
+	defer esc.Discovery.CloseIdleConnections()
+	ts, err := stepup.NewTokenSource(srv.URL, nil, stepup.WithEscalator(narrated(n, esc)))
 	if err != nil {
 		return err
 	}
-	esc := newEscalator(receiver)
-	defer esc.Discovery.CloseIdleConnections()
 	hc := &http.Client{Transport: &stepup.Transport{
-		Base:      &wire{base: base, n: n},
-		Source:    ts,
-		Escalator: narrated(n, esc),
+		Base:   &wire{base: base, n: n},
+		Source: ts,
 	}}
 
 	n.say("\n1. The client connects, with no token yet.")
@@ -148,7 +147,7 @@ func run(out io.Writer, o options) error {
 
 // guard plays the second mode: the user declines mcp:write. The call
 // fails after one prompt; a second try fails at once, with no prompt, as
-// the guard remembers the refusal (Transport.ExhaustedTTL); calls that
+// the guard remembers the refusal (stepup.WithExhaustedTTL); calls that
 // need no new scope go on, on the same session.
 func guard(ctx context.Context, n *narrator, as *oauthtest.Server, session mcpclient.Session, o options) error {
 	if o.interactive {

@@ -35,7 +35,7 @@ func parseStepup(_ int, h http.Header) ([]challenge, error) {
 	for i := range cs {
 		c := &cs[i]
 		usable := c.Err == nil
-		if c.IsScheme(stepup.SchemeBearer) || c.IsScheme(stepup.SchemeDPoP) {
+		if c.IsScheme("Bearer") || c.IsScheme("DPoP") {
 			// The Transport acts on the typed view, which also rejects
 			// values outside RFC 6750's character sets.
 			_, err := c.OAuth()

@@ -101,8 +101,6 @@ func hydraWithResource(t *testing.T, opts realserver.HydraOptions) (*realserver.
 // source with no token yet, the authorization code Escalator with the
 // loopback receiver, whose browser is the harness's.
 func client(t *testing.T, srv *realserver.Server, resource string) (*http.Client, *stepup.TokenSource, *authcode.MemoryRegistrations) {
-	ts, err := stepup.NewTokenSource(resource, nil)
-	require.NoError(t, err)
 	regs := &authcode.MemoryRegistrations{}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(base.CloseIdleConnections)
@@ -110,7 +108,9 @@ func client(t *testing.T, srv *realserver.Server, resource string) (*http.Client
 		Receiver:      &authcode.Loopback{Open: srv.Browser},
 		Registrations: regs,
 	}
-	return &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}, Timeout: time.Minute}, ts, regs
+	ts, err := stepup.NewTokenSource(resource, nil, stepup.WithEscalator(esc))
+	require.NoError(t, err)
+	return &http.Client{Transport: &stepup.Transport{Base: base, Source: ts}, Timeout: time.Minute}, ts, regs
 }
 
 func get(t *testing.T, c *http.Client, u string) (int, string) {
@@ -267,12 +267,12 @@ func TestHydraDecisions(t *testing.T) {
 // rather than loop. Nor does a refresh token pass for an access token.
 func TestHydraAudience(t *testing.T) {
 	srv, rsURL := hydraWithResource(t, realserver.HydraOptions{})
-	ts, err := stepup.NewTokenSource(srv.Resource, nil)
-	require.NoError(t, err)
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(base.CloseIdleConnections)
 	esc := &authcode.Escalator{Receiver: &authcode.Loopback{Open: srv.Browser}, OmitResource: true}
-	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts, Escalator: esc}, Timeout: time.Minute}
+	ts, err := stepup.NewTokenSource(srv.Resource, nil, stepup.WithEscalator(esc))
+	require.NoError(t, err)
+	hc := &http.Client{Transport: &stepup.Transport{Base: base, Source: ts}, Timeout: time.Minute}
 
 	_, err = hc.Get(rsURL + "/mcp/read")
 	require.ErrorIs(t, err, stepup.ErrExhausted)

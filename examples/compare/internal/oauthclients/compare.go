@@ -152,13 +152,12 @@ func connect(ctx context.Context, client Client, url string, base http.RoundTrip
 	plain := &http.Client{Transport: base}
 	switch client {
 	case Stepup:
-		ts, err := stepup.NewTokenSource(url, nil)
+		ts, err := stepup.NewTokenSource(url, nil, stepup.WithEscalator(&authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: disc}))
 		if err != nil {
 			return nil, err
 		}
 		hc := &http.Client{Transport: &stepup.Transport{
 			Base: base, Source: ts,
-			Escalator: &authcode.Escalator{Receiver: &authcode.Headless{}, Discovery: disc},
 		}}
 		return mcpclient.Connect(ctx, mcpclient.GoSDK, url, hc, mcpclient.Options{})
 	case GoSDK:

@@ -88,19 +88,18 @@ func RunEnterprise(ctx context.Context, sc GrantScenario, srv Server, client Cli
 func connectEnterprise(ctx context.Context, client Client, url, issuer, idpURL, idToken string, base http.RoundTripper, disc *discovery.Client) (mcpclient.Session, error) {
 	switch client {
 	case StepupEnterprise:
-		ts, err := stepup.NewTokenSource(url, nil)
+		ts, err := stepup.NewTokenSource(url, nil, stepup.WithEscalator(&grants.Enterprise{
+			IDToken:   func(context.Context) (string, error) { return idToken, nil },
+			IdPIssuer: idpURL,
+			IdPClient: grants.PublicClient{ClientID: idpClientID},
+			Client:    grants.ClientSecret{ClientID: xaaClientID, Secret: xaaSecret, Method: grants.MethodPost},
+			Discovery: disc,
+		}))
 		if err != nil {
 			return nil, err
 		}
 		hc := &http.Client{Transport: &stepup.Transport{
 			Base: base, Source: ts,
-			Escalator: &grants.Enterprise{
-				IDToken:   func(context.Context) (string, error) { return idToken, nil },
-				IdPIssuer: idpURL,
-				IdPClient: grants.PublicClient{ClientID: idpClientID},
-				Client:    grants.ClientSecret{ClientID: xaaClientID, Secret: xaaSecret, Method: grants.MethodPost},
-				Discovery: disc,
-			},
 		}}
 		return mcpclient.Connect(ctx, mcpclient.GoSDK, url, hc, mcpclient.Options{})
 	case GoSDKEnterprise:

@@ -116,16 +116,15 @@ func (r *Result) play(ctx context.Context, sc GrantScenario, session mcpclient.S
 func connectClientCredentials(ctx context.Context, client Client, url string, base http.RoundTripper, disc *discovery.Client) (mcpclient.Session, error) {
 	switch client {
 	case StepupClientCredentials:
-		ts, err := stepup.NewTokenSource(url, nil)
+		ts, err := stepup.NewTokenSource(url, nil, stepup.WithEscalator(&grants.ClientCredentials{
+			Auth:      grants.ClientSecret{ClientID: ccClientID, Secret: ccSecret, Method: grants.MethodPost},
+			Discovery: disc,
+		}))
 		if err != nil {
 			return nil, err
 		}
 		hc := &http.Client{Transport: &stepup.Transport{
 			Base: base, Source: ts,
-			Escalator: &grants.ClientCredentials{
-				Auth:      grants.ClientSecret{ClientID: ccClientID, Secret: ccSecret, Method: grants.MethodPost},
-				Discovery: disc,
-			},
 		}}
 		return mcpclient.Connect(ctx, mcpclient.GoSDK, url, hc, mcpclient.Options{})
 	case GoSDKClientCredentials:
