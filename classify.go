@@ -125,7 +125,7 @@ func (t *Transport) classify(resp *http.Response, s *snapshot, originKey string)
 	v := decide(resp.StatusCode, &oc, s.tok != nil, t.StrictInsufficientScope)
 	c := &challenge{verdict: v, oauth: oc, status: resp.StatusCode}
 	if v.action == actDPoPNonce {
-		c.nonce, c.why = t.dpopNonce(resp)
+		c.nonce, c.why = t.dpopNonce(resp, s)
 		if c.why != "" {
 			c.action = actNone
 		}
@@ -213,9 +213,9 @@ func hasScheme(cs []Challenge, scheme string) bool {
 
 // dpopNonce returns the nonce of a use_dpop_nonce challenge, or why it is
 // not answered.
-func (t *Transport) dpopNonce(resp *http.Response) (string, string) {
-	if t.DPoPNonce == nil {
-		return "", "use_dpop_nonce without a DPoPNonce hook"
+func (t *Transport) dpopNonce(resp *http.Response, s *snapshot) (string, string) {
+	if t.DPoPNonce == nil && s.dpop == nil {
+		return "", "use_dpop_nonce to a token not bound by WithDPoP, and no DPoPNonce hook"
 	}
 	vs := resp.Header.Values("DPoP-Nonce")
 	if len(vs) != 1 {

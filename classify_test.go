@@ -102,7 +102,7 @@ func TestClassify(t *testing.T) {
 		{"two Bearer challenges", 403, []string{`Bearer error="insufficient_scope", scope="a"`, `Bearer error="insufficient_scope", scope="b"`}, actNone, "more than one Bearer challenge"},
 		{"no OAuth scheme", 401, []string{`Basic realm="x"`}, actNone, "no Bearer or DPoP challenge"},
 		{"scope out of set", 403, []string{"Bearer error=\"insufficient_scope\", scope=\"a\x7fb\""}, actNone, "malformed challenge"},
-		{"DPoP nonce without hook", 401, []string{`DPoP error="use_dpop_nonce"`}, actNone, "use_dpop_nonce without a DPoPNonce hook"},
+		{"DPoP nonce without hook", 401, []string{`DPoP error="use_dpop_nonce"`}, actNone, "use_dpop_nonce to a token not bound by WithDPoP, and no DPoPNonce hook"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := &http.Response{StatusCode: tc.status, Header: http.Header{"Www-Authenticate": tc.headers}}

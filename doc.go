@@ -55,7 +55,8 @@
 //	401 insufficient_user_authentication          never a refresh: Escalator with acr_values
 //	  (RFC 9470)                                    and max_age
 //	401 insufficient_claims with claims           Escalator with the decoded claims
-//	401 DPoP use_dpop_nonce (RFC 9449 §9)         the DPoPNonce hook, then one replay
+//	401 DPoP use_dpop_nonce (RFC 9449 §9)         the nonce kept for the resource (WithDPoP), or
+//	                                                the DPoPNonce hook, then one replay
 //	malformed or ambiguous challenge, one from    the response, untouched
 //	  another origin, another error code, 400,
 //	  no Escalator for an escalation
@@ -85,6 +86,15 @@
 // cure its challenge, for the union of that grant and its challenge. An
 // escalation does not end with the request that started it either: see
 // [WithEscalationTimeout]. No lock is held while a request is in flight.
+//
+// # Sender-constrained tokens
+//
+// With [WithDPoP], the source's tokens are bound to a key (RFC 9449, package
+// [github.com/stepup-go/stepup/dpop]): token requests carry a proof, and a
+// token issued as DPoP goes to the resource as "Authorization: DPoP" with a
+// fresh proof on every send and replay, with the nonce each server last
+// gave. A token that leaks is useless without the key. The key is saved
+// with the grant by the stores.
 //
 // # Errors
 //

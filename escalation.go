@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/stepup-go/stepup/dpop"
 )
 
 // Escalator obtains a new authorization when a token cannot be refreshed
@@ -116,6 +118,12 @@ type EscalationRequest struct {
 	// Request is a clone of the challenged request without body and
 	// without Authorization header, for reading only.
 	Request *http.Request
+	// DPoP, when not nil, is the source's DPoP key and nonces ([WithDPoP]):
+	// the Escalator sends its token requests with proofs of that key
+	// (through [dpop.Config.Client]), and names its thumbprint as dpop_jkt
+	// in the authorization request (RFC 9449 §10), so that the tokens it
+	// obtains are bound to it.
+	DPoP *dpop.Config
 }
 
 // String describes the request without the token.
@@ -410,5 +418,6 @@ func (rt *roundTrip) escalationRequest(ctx context.Context, c *challenge, s *sna
 		ResourceMetadata: meta,
 		RejectedToken:    rejected,
 		Request:          r,
+		DPoP:             rt.ts.dpopConfig(),
 	}
 }

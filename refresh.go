@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/stepup-go/stepup/dpop"
 	"github.com/stepup-go/stepup/internal/httpretry"
 	"golang.org/x/oauth2"
 )
@@ -66,6 +68,10 @@ func refreshContext(ctx context.Context, resource string) context.Context {
 	base := http.DefaultClient
 	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
 		base = hc
+	}
+	if dc := dpop.FromContext(ctx); dc != nil {
+		// Inside the retries: each try gets a fresh proof (RFC 9449 §11.1).
+		base = dc.Client(base)
 	}
 	// The last answer goes to x/oauth2, which turns it into an
 	// *oauth2.RetrieveError with the server's error code.
@@ -163,7 +169,7 @@ func (s *TokenSource) runRefresh(ctx context.Context, rejected uint64) error {
 		case gone:
 			return nil, fmt.Errorf("%w, earlier", ErrInvalidGrant)
 		}
-		nt, err := callRefresh(ctx, refresh, tok, s.resource)
+		nt, err := callRefresh(s.withDPoP(ctx), refresh, tok, s.resource)
 		if err != nil {
 			return nil, s.refreshFailed(err, rejected, tok)
 		}

@@ -81,11 +81,14 @@ type Transport struct {
 
 	// DPoPNonce, when set, receives the nonce a resource server demands
 	// in DPoP proofs (RFC 9449 §9) for req, which drew the use_dpop_nonce
-	// challenge: it typically stores the nonce where the code that signs
+	// challenge, when the proofs are the caller's own: a token bound by
+	// the source's key ([WithDPoP]) has its nonces kept by the source,
+	// with no hook. It typically stores the nonce where the code that signs
 	// DPoP proofs for req's origin finds it, and the request is then
 	// replayed once. req is the caller's: read it, never modify it. An
 	// error cancels the replay and the challenge response is returned as
-	// it is; so is every such challenge when DPoPNonce is nil.
+	// it is; so is every such challenge to an unbound token when
+	// DPoPNonce is nil.
 	DPoPNonce func(req *http.Request, nonce string) error
 
 	// Logger receives events: challenges seen (what the header said and
@@ -329,8 +332,26 @@ func (rt *roundTrip) send(body io.ReadCloser, s *snapshot) (*http.Response, erro
 		}
 		h["Authorization"] = s.auth
 		r2.Header = h
+		if s.dpop != nil {
+			return rt.sendProved(r2, body, s)
+		}
 	}
 	return rt.t.base().RoundTrip(r2)
+}
+
+// sendProved sends r2, which carries the DPoP-bound token of s, with a
+// fresh proof of it (RFC 9449 §7.1), and keeps the resource's nonce from
+// the answer: any response may renew it (RFC 9449 §9).
+func (rt *roundTrip) sendProved(r2 *http.Request, body io.ReadCloser, s *snapshot) (*http.Response, error) {
+	if err := dpopProve(s.dpop, r2, r2.Header, s.tok.AccessToken); err != nil {
+		closeBody(body)
+		return nil, err
+	}
+	resp, err := rt.t.base().RoundTrip(r2)
+	if err == nil {
+		s.dpop.Nonces.Observe(r2.URL, resp.Header)
+	}
+	return resp, err
 }
 
 // hasChallenge reports whether resp may carry a challenge to answer: a 403
@@ -380,7 +401,9 @@ func (rt *roundTrip) answer(ctx context.Context, resp *http.Response, c *challen
 		rt.ignored(ctx, slog.LevelInfo, c, why)
 		return outcome{kind: untouched}
 	}
-	if c.action == actDPoPNonce {
+	if c.action == actDPoPNonce && s.dpop != nil {
+		s.dpop.Nonces.Set(rt.req.URL, c.nonce) // the replay's proof carries it
+	} else if c.action == actDPoPNonce {
 		// Before resp is closed: a hook that fails leaves the challenge
 		// unanswered and the response untouched.
 		if err := rt.t.DPoPNonce(rt.req, c.nonce); err != nil {

@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -62,6 +63,10 @@ type SavedGrant struct {
 	// Issuer is the issuer of the authorization server that issued Token,
 	// when known.
 	Issuer string `json:"issuer,omitempty"`
+	// DPoPKey is the private JWK (RFC 7517) of the key Token is bound to
+	// (RFC 9449, [WithDPoP]), when it is and the key can be exported. It
+	// is as secret as the tokens.
+	DPoPKey json.RawMessage `json:"dpop_key,omitempty"`
 }
 
 // How a TokenSource uses its store.
@@ -97,6 +102,7 @@ func (s *TokenSource) load(ctx context.Context) error {
 
 // adoptLocked makes the saved grant g current.
 func (s *TokenSource) adoptLocked(g *SavedGrant) {
+	s.adoptDPoPKeyLocked(g.DPoPKey)
 	s.installLocked(g.Token, g.Requested, true)
 	if g.Granted != nil {
 		s.granted = slices.Clone(g.Granted)
@@ -108,7 +114,9 @@ func (s *TokenSource) adoptLocked(g *SavedGrant) {
 
 // savedLocked is what the store keeps of the current grant.
 func (s *TokenSource) savedLocked() *SavedGrant {
-	return &SavedGrant{Token: s.snap.Load().tok, Requested: slices.Clone(s.requested), Granted: slices.Clone(s.granted), Issuer: s.issuer}
+	tok := s.snap.Load().tok
+	return &SavedGrant{Token: tok, Requested: slices.Clone(s.requested), Granted: slices.Clone(s.granted), Issuer: s.issuer,
+		DPoPKey: s.savedDPoPKeyLocked(tok)}
 }
 
 // exclusive runs fn alone across everyone sharing the source's store, with

@@ -16,6 +16,8 @@ import (
 	"github.com/stepup-go/stepup/internal/netguard"
 	"github.com/stepup-go/stepup/internal/weborigin"
 	"golang.org/x/oauth2"
+
+	"github.com/stepup-go/stepup/dpop"
 )
 
 // TokenSourceOption configures a [TokenSource] made by [NewTokenSource].
@@ -152,9 +154,10 @@ type TokenSource struct {
 	requested Scopes
 	granted   Scopes
 	refresh   RefreshFunc
-	issuer    string      // of the current grant, or the one given by WithIssuer
-	goneGen   uint64      // generation whose refresh token the server refused (invalid_grant)
-	escalated *escalation // the escalation under way, nil when none
+	issuer    string       // of the current grant, or the one given by WithIssuer
+	goneGen   uint64       // generation whose refresh token the server refused (invalid_grant)
+	escalated *escalation  // the escalation under way, nil when none
+	dpop      *dpop.Config // nil: no DPoP (see WithDPoP)
 	guard     guard
 
 	refreshes flightGroup[uint64] // keyed by the generation being refreshed
@@ -334,7 +337,8 @@ func (s *TokenSource) LogValue() slog.Value {
 type snapshot struct {
 	tok  *oauth2.Token // nil before the first token
 	gen  uint64
-	auth []string // Authorization field value for tok, nil when none; shared, read-only
+	auth []string     // Authorization field value for tok, nil when none; shared, read-only
+	dpop *dpop.Config // set when tok is bound to its key: each send carries a proof
 }
 
 // current returns the current token, its generation and the Authorization
@@ -369,6 +373,10 @@ func (s *TokenSource) installLocked(tok *oauth2.Token, requested Scopes, newGran
 	} else {
 		next.tok = tok
 		next.auth = []string{tok.Type() + " " + tok.AccessToken}
+		if s.dpop != nil && dpopBound(tok) {
+			next.dpop = s.dpop
+			next.auth = []string{dpop.Scheme + " " + tok.AccessToken}
+		}
 		s.granted = grantedScopes(tok, s.requested)
 	}
 	s.snap.Store(next)

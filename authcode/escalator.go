@@ -17,6 +17,7 @@ import (
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/dpop"
 	"github.com/stepup-go/stepup/internal/netguard"
 )
 
@@ -282,7 +283,7 @@ func (e *Escalator) authServer(ctx context.Context, resource string, prm *discov
 // them already (RFC 6749 §3.1: parameters must not be repeated).
 var authorizationParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-	"resource", "acr_values", "max_age", "claims", "prompt", "request_uri",
+	"resource", "acr_values", "max_age", "claims", "prompt", "request_uri", "dpop_jkt",
 }
 
 // fits checks that as can serve an authorization code flow with PKCE.
@@ -397,7 +398,11 @@ func (f *flow) authorize(ctx context.Context, redirectURI string) (*Authorizatio
 		// an error, before any browser opens; refused at the
 		// authorization endpoint, it would leave the person on an error
 		// page and the caller waiting (RFC 6749 §4.1.2.1).
-		if authURL, err = f.push(ctx, hc, authURL); err != nil {
+		phc := hc
+		if f.req.DPoP != nil {
+			phc = f.req.DPoP.Client(hc) // RFC 9449 §10.1
+		}
+		if authURL, err = f.push(ctx, phc, authURL); err != nil {
 			return nil, err
 		}
 	} else if f.as.RequirePushedAuthorizationRequests {
@@ -419,6 +424,14 @@ func (f *flow) authorize(ctx context.Context, redirectURI string) (*Authorizatio
 // 9470 §4 defines acr_values and max_age for OAuth requests as they are.
 func (f *flow) params() ([]oauth2.AuthCodeOption, error) {
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(f.verifier)}
+	if d := f.req.DPoP; d != nil {
+		// RFC 9449 §10: the code is bound to the key, so that a code
+		// intercepted on its way back cannot be redeemed without it.
+		if err := d.Key.Accepted(f.as.DPoPSigningAlgValuesSupported); err != nil {
+			return nil, fmt.Errorf("authcode: %w", err)
+		}
+		opts = append(opts, oauth2.SetAuthURLParam("dpop_jkt", d.Key.Thumbprint()))
+	}
 	if !f.e.OmitResource {
 		opts = append(opts, oauth2.SetAuthURLParam("resource", f.prm.Resource))
 	}
@@ -492,7 +505,13 @@ func (f *flow) redeem(ctx context.Context, params url.Values) (*stepup.Grant, er
 	if code == "" || len(params["code"]) != 1 {
 		return nil, errors.New("authcode: the authorization response carries no code")
 	}
-	xctx := context.WithValue(ctx, oauth2.HTTPClient, f.e.disc.RetryingHTTPClient(f.resource))
+	xhc := f.e.disc.RetryingHTTPClient(f.resource)
+	if f.req.DPoP != nil {
+		// RFC 9449 §5: the token is bound to the key; a fresh proof for
+		// each try.
+		xhc = f.e.disc.Retrying(f.req.DPoP.Client(f.e.disc.HTTPClient(f.resource)))
+	}
+	xctx := context.WithValue(ctx, oauth2.HTTPClient, xhc)
 	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(f.verifier)}
 	if !f.e.OmitResource {
 		opts = append(opts, oauth2.SetAuthURLParam("resource", f.prm.Resource))
@@ -504,9 +523,9 @@ func (f *flow) redeem(ctx context.Context, params url.Values) (*stepup.Grant, er
 	if tok.AccessToken == "" {
 		return nil, errors.New("authcode: the token response has no access_token")
 	}
-	if tok.Type() != "Bearer" {
+	if tok.Type() != "Bearer" && !(f.req.DPoP != nil && strings.EqualFold(tok.TokenType, dpop.Scheme)) {
 		// RFC 6749 §7.1: a client must not use a token whose type it
-		// does not understand.
+		// does not understand; DPoP only when it sent proofs.
 		return nil, fmt.Errorf("authcode: the token response's token_type is %q, not Bearer", clip(tok.TokenType))
 	}
 	g := &stepup.Grant{Token: tok, Refresh: f.refreshFunc(), Issuer: f.as.Issuer}

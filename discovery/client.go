@@ -211,7 +211,15 @@ func (c *Client) client(p netguard.Policy) *http.Client {
 // would be refused and taken for an attack (RFC 6749 §4.1.2, §10.5). The
 // last answer is returned as it is.
 func (c *Client) RetryingHTTPClient(resource string) *http.Client {
-	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(c.HTTPClient(resource), httpretry.TokenPolicy(httpretry.Code))}}
+	return c.Retrying(c.HTTPClient(resource))
+}
+
+// Retrying is hc through go-retryablehttp, with the retry policy of
+// [Client.RetryingHTTPClient]: each try goes through hc anew, so that a
+// client that signs each request (a DPoP proof, RFC 9449 §4) signs each
+// try.
+func (c *Client) Retrying(hc *http.Client) *http.Client {
+	return &http.Client{Transport: &retryablehttp.RoundTripper{Client: c.retrying(hc, httpretry.TokenPolicy(httpretry.Code))}}
 }
 
 func (c *Client) retrying(hc *http.Client, check retryablehttp.CheckRetry) *retryablehttp.Client {

@@ -130,6 +130,10 @@ type AuthServer struct {
 	// authorization requests only through its pushed authorization
 	// request endpoint (RFC 9126 §5).
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPSigningAlgValuesSupported are the JWS algorithms the server
+	// accepts in DPoP proofs (RFC 9449 §5.1); none listed says nothing
+	// of whether it takes DPoP at all.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 
 	// OpenIDConfiguration says that the document was found at an OpenID
 	// Connect Discovery location (/.well-known/openid-configuration),
@@ -184,6 +188,7 @@ func ParseAuthServer(data []byte) (*AuthServer, error) {
 		m.boolean("client_id_metadata_document_supported", &d.ClientIDMetadataDocumentSupported),
 		m.str("pushed_authorization_request_endpoint", &d.PushedAuthorizationRequestEndpoint),
 		m.boolean("require_pushed_authorization_requests", &d.RequirePushedAuthorizationRequests),
+		m.strs("dpop_signing_alg_values_supported", &d.DPoPSigningAlgValuesSupported),
 	); err != nil {
 		return nil, err
 	}

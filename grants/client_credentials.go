@@ -68,12 +68,13 @@ func (c *ClientCredentials) Escalate(ctx context.Context, req *stepup.Escalation
 		params:    url.Values{"resource": {t.prm.Resource}}, // RFC 8707 §2
 		auth:      c.Auth,
 		extra:     c.EndpointParams,
+		dpop:      req.DPoP,
 	}
-	tok, err := r.send(ctx, disc.RetryingHTTPClient(t.prm.Resource))
+	tok, err := r.send(ctx, tokenClient(disc, t.prm.Resource, req.DPoP))
 	if err != nil {
 		return nil, err
 	}
-	if tok, err = accessToken(tok, t.as.TokenEndpoint); err != nil {
+	if tok, err = accessToken(tok, t.as.TokenEndpoint, r.dpop != nil); err != nil {
 		return nil, err
 	}
 	return grant(tok, t, scopes), nil

@@ -102,7 +102,9 @@ func (e *Enterprise) Escalate(ctx context.Context, req *stepup.EscalationRequest
 	if err != nil {
 		return nil, err
 	}
-	return redeemAssertion(ctx, hc, t, jag, scopes, e.Client, nil)
+	// The ID-JAG is the IdP's to give; the access token, bound to the
+	// source's key, the resource's authorization server's (RFC 9449 §5).
+	return redeemAssertion(ctx, tokenClient(disc, t.prm.Resource, req.DPoP), t, jag, scopes, e.Client, nil, req.DPoP)
 }
 
 // idp returns the IdP's metadata, or as much of it as IdPTokenEndpoint

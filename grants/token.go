@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/dpop"
 )
 
 // The grant types (RFC 6749 §4.4, RFC 7523 §2.1, RFC 8693 §2.1) and token
@@ -31,10 +32,11 @@ type tokenRequest struct {
 	as        *discovery.AuthServer // whose token endpoint; the audience of a client assertion
 	grantType string
 	scopes    stepup.Scopes
-	params    url.Values // the grant's own parameters
-	extra     url.Values // the caller's EndpointParams
-	auth      ClientAuth // nil: no client authentication
-	secrets   []string   // the grant's credentials (an assertion, a subject token)
+	params    url.Values   // the grant's own parameters
+	extra     url.Values   // the caller's EndpointParams
+	auth      ClientAuth   // nil: no client authentication
+	secrets   []string     // the grant's credentials (an assertion, a subject token)
+	dpop      *dpop.Config // nil: no DPoP proof (RFC 9449 §5)
 }
 
 // send makes the request through x/oauth2's client credentials flow,
@@ -67,6 +69,11 @@ func (r *tokenRequest) send(ctx context.Context, hc *http.Client) (*oauth2.Token
 		Scopes:         r.scopes,
 		EndpointParams: params,
 		AuthStyle:      cred.style,
+	}
+	if r.dpop != nil {
+		if err := r.dpop.Key.Accepted(r.as.DPoPSigningAlgValuesSupported); err != nil {
+			return nil, fmt.Errorf("grants: %w", err)
+		}
 	}
 	tok, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 	if err != nil {
@@ -116,20 +123,31 @@ func redact(s string, secrets []string) string {
 }
 
 // accessToken checks that tok can be presented to a resource: an access
-// token of type Bearer (RFC 6749 §7.1: a client must not use a token whose
-// type it does not understand). Its refresh token, if any, is dropped:
+// token of type Bearer, or DPoP when the request carried a proof (bound)
+// (RFC 6749 §7.1: a client must not use a token whose type it does not
+// understand). Its refresh token, if any, is dropped:
 // the Escalators of this package run their grant again instead, with a
 // fresh assertion or credential, which is what RFC 6749 §4.4.3 expects of
 // a client credentials client.
-func accessToken(tok *oauth2.Token, endpoint string) (*oauth2.Token, error) {
+func accessToken(tok *oauth2.Token, endpoint string, bound bool) (*oauth2.Token, error) {
 	if tok.AccessToken == "" {
 		return nil, &TokenError{Endpoint: endpoint, Description: "the token response has no access_token"}
 	}
-	if tok.Type() != "Bearer" {
+	if tok.Type() != "Bearer" && !(bound && strings.EqualFold(tok.TokenType, dpop.Scheme)) {
 		return nil, &TokenError{Endpoint: endpoint, Description: fmt.Sprintf("the token_type is %q, not Bearer", clip(tok.TokenType))}
 	}
 	tok.RefreshToken = ""
 	return tok, nil
+}
+
+// tokenClient is the client of a token request for resource: through the
+// token-request retries, each try with a fresh proof of d's key when d is
+// not nil (RFC 9449 §5: the token is bound to the key).
+func tokenClient(disc *discovery.Client, resource string, d *dpop.Config) *http.Client {
+	if d == nil {
+		return disc.RetryingHTTPClient(resource)
+	}
+	return disc.Retrying(d.Client(disc.HTTPClient(resource)))
 }
 
 // grant is what an Escalator of this package returns for tok from t.

@@ -74,7 +74,7 @@ func (w *Workload) Escalate(ctx context.Context, req *stepup.EscalationRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return redeemAssertion(ctx, disc.RetryingHTTPClient(t.prm.Resource), t, assertion, t.scopes(req), w.Client, w.EndpointParams)
+	return redeemAssertion(ctx, tokenClient(disc, t.prm.Resource, req.DPoP), t, assertion, t.scopes(req), w.Client, w.EndpointParams, req.DPoP)
 }
 
 // subjectToken calls get and checks that it returned a token.

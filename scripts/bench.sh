@@ -136,9 +136,10 @@ main() {
 	echo "## A round trip that draws no challenge"
 	echo
 	echo "\`oauth2\` is golang.org/x/oauth2's Transport; \`floor\` the least a token-attaching wrapper"
-	echo "does (copy the request and its header, set Authorization); \`base\` no wrapper at all."
+	echo "does (copy the request and its header, set Authorization); \`base\` no wrapper at all;"
+	echo "\`dpop\` is stepup with a DPoP-bound token (RFC 9449): one ES256 proof signed per request."
 	echo
-	benchstat -col '/wrapper@(oauth2 stepup floor base)' roundtrip="$rt" 2>&1 | fence
+	benchstat -col '/wrapper@(oauth2 stepup dpop floor base)' roundtrip="$rt" 2>&1 | fence
 	echo
 	echo "## Storms: 1,000 concurrent requests that draw one challenge"
 	echo
@@ -156,6 +157,7 @@ main() {
 	r() { median "$rt" "/wrapper:$1" "$2"; }
 	check "round trip: stepup time ÷ oauth2 time" "$(ratio "$(r stepup sec/op)" "$(r oauth2 sec/op)")" '<=' 0.7
 	check "round trip: stepup allocs/op ÷ oauth2 allocs/op" "$(ratio "$(r stepup allocs/op)" "$(r oauth2 allocs/op)")" '<' 1
+	check "round trip: dpop time ÷ stepup time (the proof's signature)" "$(ratio "$(r dpop sec/op)" "$(r stepup sec/op)")" '<=' 150
 	check "round trip: stepup allocs/op over the floor's" "$(awk -v a="$(r stepup allocs/op)" -v b="$(r floor allocs/op)" 'BEGIN { print a - b }')" '<=' 0
 	s() { median "$storm" "/status:$1" "$2"; }
 	check "403 storm: escalations" "$(s 403 escalations/op)" '==' 1

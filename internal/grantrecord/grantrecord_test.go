@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/dpop"
 )
 
 var testKey = stepup.StoreKey{Resource: "https://mcp.example.com/mcp", Issuer: "https://as.example.com"}
@@ -162,4 +163,32 @@ func FuzzDecode(f *testing.F) {
 			require.NotEmpty(t, g.Token.AccessToken)
 		}
 	})
+}
+
+// The DPoP key saved with a grant comes back as it went, and is sealed
+// like the tokens.
+func TestDPoPKey(t *testing.T) {
+	key, err := dpop.GenerateKey()
+	require.NoError(t, err)
+	jwk, err := key.MarshalPrivateJWK()
+	require.NoError(t, err)
+	var priv struct{ D string }
+	require.NoError(t, json.Unmarshal(jwk, &priv))
+	for name, c := range map[string]Codec{"clear": {}, "sealed": {AEAD: newAEAD(t, 'k')}} {
+		t.Run(name, func(t *testing.T) {
+			g := testGrant()
+			g.Token.TokenType = "DPoP"
+			g.DPoPKey = jwk
+			rec, err := c.Encode(testKey, g)
+			require.NoError(t, err)
+			if c.AEAD != nil {
+				require.NotContains(t, string(rec), priv.D)
+			}
+			back, err := c.Decode(testKey, rec)
+			require.NoError(t, err)
+			k, err := dpop.ParsePrivateJWK(back.DPoPKey)
+			require.NoError(t, err)
+			require.Equal(t, key.Thumbprint(), k.Thumbprint())
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepup-go/stepup"
+	"github.com/stepup-go/stepup/dpop"
 	"golang.org/x/oauth2"
 )
 
@@ -114,6 +115,21 @@ var hotVariants = []hotVariant{
 			tb.Fatal(err)
 		}
 		return &stepup.Transport{Base: base, Source: ts}, "Bearer " + tok.AccessToken
+	}},
+	// stepup with the token bound to a DPoP key (RFC 9449): the same path
+	// plus an ES256 proof per request.
+	{"dpop", func(tb testing.TB, base http.RoundTripper, tok *oauth2.Token) (http.RoundTripper, string) {
+		key, err := dpop.GenerateKey()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		bound := *tok
+		bound.TokenType = dpop.Scheme
+		ts, err := stepup.NewTokenSource(hotResource, &bound, stepup.WithDPoP(key))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return &stepup.Transport{Base: base, Source: ts}, "DPoP " + tok.AccessToken
 	}},
 }
 

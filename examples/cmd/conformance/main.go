@@ -32,11 +32,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/stepup-go/stepup"
 	"github.com/stepup-go/stepup/authcode"
 	"github.com/stepup-go/stepup/discovery"
+	"github.com/stepup-go/stepup/dpop"
 	"github.com/stepup-go/stepup/examples/internal/mcpclient"
 )
 
@@ -59,6 +61,10 @@ type scenarioContext struct {
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
 	grantContext
+
+	// dpop turns on DPoP (RFC 9449, stepup.WithDPoP), for the suite's
+	// DPoP extension scenarios (auth/dpop, auth/dpop-nonce).
+	dpop bool
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -89,6 +95,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 2
 		}
 	}
+	sc.dpop = strings.HasPrefix(getenv("MCP_CONFORMANCE_SCENARIO"), "auth/dpop")
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if *quiet {
 		logger = nil
@@ -116,7 +123,15 @@ func session(ctx context.Context, sdk mcpclient.SDK, serverURL, protocol string,
 	if err != nil {
 		return err
 	}
-	ts, err := stepup.NewTokenSource(serverURL, nil, stepup.WithEscalator(escalator))
+	opts := []stepup.TokenSourceOption{stepup.WithEscalator(escalator)}
+	if sc.dpop {
+		key, err := dpop.GenerateKey()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, stepup.WithDPoP(key))
+	}
+	ts, err := stepup.NewTokenSource(serverURL, nil, opts...)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,11 @@ type accessClaims struct {
 	ClientID string `json:"client_id"`
 	ACR      string `json:"acr"`
 	AuthTime int64  `json:"auth_time"`
+	// Cnf is the confirmation of a sender-constrained token: the
+	// thumbprint of its DPoP key (RFC 9449 §6.1).
+	Cnf struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 func (v *jwtVerifier) verify(ctx context.Context, token string) (*TokenInfo, error) {
@@ -72,7 +77,7 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (*TokenInfo, err
 	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: jwt.Audience{v.resource}, Time: time.Now()}, 0); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	info := &TokenInfo{Subject: c.Subject, Scopes: strings.Fields(c.Scope), Expires: c.Expiry.Time(), ACR: c.ACR}
+	info := &TokenInfo{Subject: c.Subject, Scopes: strings.Fields(c.Scope), Expires: c.Expiry.Time(), ACR: c.ACR, JKT: c.Cnf.JKT}
 	if c.AuthTime > 0 {
 		info.AuthTime = time.Unix(c.AuthTime, 0)
 	}

@@ -55,6 +55,11 @@ type OIDCProviderOptions struct {
 	Resource string
 	// AccessTokenTTL is the access tokens' lifetime; 0 means 10 minutes.
 	AccessTokenTTL time.Duration
+	// DPoP, when set, makes every client's tokens DPoP-bound (RFC 9449:
+	// dpop_bound_access_tokens for every client, §5.2) and requires a
+	// server nonce in every proof (features.dPoP with requireNonce, §8)
+	// at the token and pushed authorization request endpoints.
+	DPoP bool
 }
 
 // StartOIDCProvider starts panva's oidc-provider on loopback, configured as
@@ -116,6 +121,7 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *Server {
 		"resourceScopes": []string{ScopeRead, ScopeWrite},
 		"packageDir":     dir,
 		"admin":          map[string]string{"id": adminClient, "secret": adminSecret},
+		"dpop":           opts.DPoP,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,10 @@
 //   - acr values for step-up authentication (RFC 9470): a request whose
 //     acr_values the session does not satisfy sends the person to log in
 //     again, as max_age does;
-//   - token revocation (RFC 7009).
+//   - token revocation (RFC 7009);
+//   - DPoP (RFC 9449), which the provider honours by default; with the
+//     dpop option, every client's tokens are bound and every proof must
+//     carry the provider's nonce.
 //
 // The interaction pages are this file's own, minimal HTML forms: a login
 // form (account and acr) and a consent form (allow some or all of the
@@ -29,7 +32,7 @@ import { pathToFileURL } from 'node:url';
 
 const cfg = JSON.parse(process.argv[2]);
 const {
-  issuer, resource, accessTokenTTL, acrValues, resourceScopes, packageDir, admin,
+  issuer, resource, accessTokenTTL, acrValues, resourceScopes, packageDir, admin, dpop,
 } = cfg;
 
 // The package is installed apart from this file, in packageDir.
@@ -92,7 +95,22 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
   extraTokenClaims: async (ctx) => authenticationClaims(ctx),
   interactions: { policy, url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  // With dpop, every client must bind its tokens (RFC 9449 §5.2).
+  // The provider's own defaults are spelt out: the option replaces them.
+  ...(dpop && {
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      id_token_signed_response_alg: 'RS256',
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      dpop_bound_access_tokens: true,
+    },
+  }),
   features: {
+    // RFC 9449, with a server nonce required in every proof (§8).
+    dPoP: dpop
+      ? { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true }
+      : { enabled: true },
     devInteractions: { enabled: false },
     registration: { enabled: true },
     revocation: {

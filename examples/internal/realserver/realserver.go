@@ -37,6 +37,7 @@ type TokenInfo struct {
 	Expires  time.Time
 	ACR      string    // "acr" claim, "" if none
 	AuthTime time.Time // "auth_time", zero if none
+	JKT      string    // cnf.jkt of a DPoP-bound token (RFC 9449 §6.1), "" if none
 }
 
 // Counts are the requests a server's endpoints received, by kind.
