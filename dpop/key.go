@@ -8,16 +8,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
 )
 
 // proofType is the typ header of a DPoP proof (RFC 9449 §4.2).
@@ -33,12 +32,11 @@ type Key struct {
 	alg  jose.SignatureAlgorithm
 	priv crypto.Signer
 	jkt  string
-	// header is the base64url protected header, the same for every proof
-	// of the key (typ, alg, jwk): encoded once, since a proof goes with
-	// every request.
-	header string
-	hash   crypto.Hash // of the signing input; 0 for EdDSA, which hashes itself
-	size   int         // bytes of each of r and s in an ECDSA signature, 0 otherwise
+	// signer signs every proof of the key with the same protected header
+	// (typ, alg, jwk): made once, since a proof goes with every request.
+	// go-jose's signers only read their state, so one serves concurrent
+	// proofs.
+	signer jose.Signer
 }
 
 // GenerateKey returns a new ES256 (P-256) key, the algorithm every DPoP
@@ -69,27 +67,24 @@ func NewKey(s crypto.Signer) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dpop: thumbprint: %w", err)
 	}
-	hdr, err := json.Marshal(struct {
-		Typ string          `json:"typ"`
-		Alg string          `json:"alg"`
-		JWK jose.JSONWebKey `json:"jwk"`
-	}{proofType, string(alg), jwk})
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey(s)},
+		(&jose.SignerOptions{EmbedJWK: true}).WithType(proofType))
 	if err != nil {
-		return nil, fmt.Errorf("dpop: proof header: %w", err)
+		return nil, fmt.Errorf("dpop: proof signer: %w", err)
 	}
-	k := &Key{alg: alg, priv: s, jkt: base64.RawURLEncoding.EncodeToString(tp), header: base64.RawURLEncoding.EncodeToString(hdr)}
-	switch alg {
-	case jose.ES256, jose.PS256:
-		k.hash = crypto.SHA256
-	case jose.ES384:
-		k.hash = crypto.SHA384
-	case jose.ES512:
-		k.hash = crypto.SHA512
-	}
-	if ec, ok := pub.(*ecdsa.PublicKey); ok {
-		k.size = (ec.Curve.Params().BitSize + 7) / 8
-	}
+	k := &Key{alg: alg, priv: s, jkt: base64.RawURLEncoding.EncodeToString(tp), signer: signer}
 	return k, nil
+}
+
+// signingKey is s as go-jose takes it: a key in memory as it is, any other
+// crypto.Signer (a KMS, an HSM) through go-jose's opaque signer, which turns
+// its ASN.1 ECDSA signatures into the JWS form (RFC 7518 §3.4).
+func signingKey(s crypto.Signer) any {
+	switch s.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+		return s
+	}
+	return cryptosigner.Opaque(s)
 }
 
 func algFor(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
@@ -172,71 +167,15 @@ func (k *Key) Proof(method, htu, accessToken, nonce string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dpop: proof claims: %w", err)
 	}
-	enc := base64.RawURLEncoding
-	n := len(k.header) + 1 + enc.EncodedLen(len(payload))
-	b := make([]byte, 0, n+1+enc.EncodedLen(k.sigLen()))
-	b = append(b, k.header...)
-	b = append(b, '.')
-	b = enc.AppendEncode(b, payload)
-	sig, err := k.sign(b)
+	jws, err := k.signer.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("dpop: signing proof: %w", err)
 	}
-	b = append(b, '.')
-	b = enc.AppendEncode(b, sig)
-	return string(b), nil
-}
-
-// sigLen is the length of the key's JWS signatures (RFC 7518 §3).
-func (k *Key) sigLen() int {
-	switch {
-	case k.size > 0:
-		return 2 * k.size
-	case k.alg == jose.EdDSA:
-		return ed25519.SignatureSize
-	}
-	if p, ok := k.priv.Public().(*rsa.PublicKey); ok {
-		return p.Size()
-	}
-	return 0
-}
-
-// sign returns the JWS signature of input (RFC 7515 §5.1, RFC 7518 §3):
-// the compact serialization is built here rather than by go-jose's
-// signer, which encodes the header anew for each proof.
-func (k *Key) sign(input []byte) ([]byte, error) {
-	if k.alg == jose.EdDSA {
-		return k.priv.Sign(rand.Reader, input, crypto.Hash(0))
-	}
-	h := k.hash.New()
-	h.Write(input)
-	digest := h.Sum(nil)
-	if k.alg == jose.PS256 {
-		return k.priv.Sign(rand.Reader, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: k.hash})
-	}
-	der, err := k.priv.Sign(rand.Reader, digest, k.hash)
+	proof, err := jws.CompactSerialize()
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("dpop: signing proof: %w", err)
 	}
-	return ecdsaRaw(der, k.size)
-}
-
-// ecdsaRaw turns an ASN.1 ECDSA signature, what a crypto.Signer returns,
-// into the JWS form: r and s, each big-endian in size bytes (RFC 7518
-// §3.4).
-func ecdsaRaw(der []byte, size int) ([]byte, error) {
-	var rs struct{ R, S *big.Int }
-	rest, err := asn1.Unmarshal(der, &rs)
-	if err != nil || len(rest) > 0 || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 {
-		return nil, errors.New("dpop: the signer returned no ECDSA signature")
-	}
-	out := make([]byte, 2*size)
-	if len(rs.R.Bytes()) > size || len(rs.S.Bytes()) > size {
-		return nil, errors.New("dpop: ECDSA signature too long for the curve")
-	}
-	rs.R.FillBytes(out[:size])
-	rs.S.FillBytes(out[size:])
-	return out, nil
+	return proof, nil
 }
 
 // AccessTokenHash is the ath claim for tok: the base64url-encoded SHA-256
