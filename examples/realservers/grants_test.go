@@ -7,11 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,20 +155,10 @@ func TestClientCredentialsConcurrentStepUpRealServers(t *testing.T) {
 			c.call(t, mcpserver.ToolRead)
 			before := e.as.Counts()
 
-			var wg sync.WaitGroup
-			errs := make([]error, machineStorm)
-			start := make(chan struct{})
-			for i := range machineStorm {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					_, errs[i] = c.session.CallTool(context.Background(), mcpserver.ToolWrite, map[string]any{"text": "x"})
-				}()
-			}
-			close(start)
-			wg.Wait()
-			require.NoError(t, errors.Join(errs...))
+			parallelN(t, machineStorm, func() error {
+				_, err := c.session.CallTool(context.Background(), mcpserver.ToolWrite, map[string]any{"text": "x"})
+				return err
+			})
 
 			after := e.as.Counts()
 			assert.Equal(t, before.Grants["client_credentials"]+1, after.Grants["client_credentials"], "one token request for all")

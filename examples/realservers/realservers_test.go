@@ -499,10 +499,16 @@ func restart(t *testing.T, e *env) {
 // succeed.
 func parallel(t *testing.T, f func() error) {
 	t.Helper()
+	parallelN(t, concurrency, f)
+}
+
+// parallelN is parallel with n calls.
+func parallelN(t *testing.T, n int, f func() error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make([]error, concurrency)
+	errs := make([]error, n)
 	start := make(chan struct{})
-	for i := range concurrency {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
