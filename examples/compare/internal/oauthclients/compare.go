@@ -199,8 +199,14 @@ func connectGoSDKHandler(ctx context.Context, url string, plain *http.Client) (m
 	if err != nil {
 		return nil, err
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-oauth", Version: "1.0.0"}, nil)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: plain, OAuthHandler: h}, nil)
+	return connectGoSDK(ctx, "go-sdk-oauth", url, plain, h)
+}
+
+// connectGoSDK connects the go-sdk MCP client named name to url, with h
+// as its own OAuth handler and no stepup in its HTTP client.
+func connectGoSDK(ctx context.Context, name, url string, plain *http.Client, h auth.OAuthHandler) (mcpclient.Session, error) {
+	c := mcp.NewClient(&mcp.Implementation{Name: name, Version: "1.0.0"}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: plain, OAuthHandler: h}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth/extauth"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 
@@ -121,12 +120,7 @@ func connectEnterprise(ctx context.Context, client Client, url, issuer, idpURL, 
 		if err != nil {
 			return nil, err
 		}
-		c := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-enterprise", Version: "1.0.0"}, nil)
-		cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: plain, OAuthHandler: h}, nil)
-		if err != nil {
-			return nil, err
-		}
-		return mcpclient.WrapGoSDK(cs), nil
+		return connectGoSDK(ctx, "go-sdk-enterprise", url, plain, h)
 	}
 	return nil, fmt.Errorf("unknown client %q", client)
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth/extauth"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/stepup-go/stepup"
@@ -136,12 +135,7 @@ func connectClientCredentials(ctx context.Context, client Client, url string, ba
 		if err != nil {
 			return nil, err
 		}
-		c := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-client-credentials", Version: "1.0.0"}, nil)
-		cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: plain, OAuthHandler: h}, nil)
-		if err != nil {
-			return nil, err
-		}
-		return mcpclient.WrapGoSDK(cs), nil
+		return connectGoSDK(ctx, "go-sdk-client-credentials", url, plain, h)
 	}
 	return nil, fmt.Errorf("unknown client %q", client)
 }
